@@ -1,0 +1,147 @@
+//! game-projection: ferry's reference plugin.
+//!
+//! Keeps `games(id, name, price, image_uri, updated_at_offset)` up to date
+//! from Catalog's events:
+//!
+//! - `GameCreated` / `GameUpdated` carry the full state
+//!   `{"id": "<uuid>", "name": "…", "price": 59.99, "imageUri": "…"}` and
+//!   upsert the row (an update for an unknown id creates it);
+//! - `GameDeleted` carries `{"id": "<uuid>"}` and removes the row (an
+//!   unknown id is nothing to do).
+//!
+//! `id`, `name` and `price` are required (a payload without one is a
+//! permanent error naming the field); `imageUri` is optional; unknown
+//! fields are ignored. The price is stored exactly, as canonical decimal
+//! text parsed from the number's own text (see [`decimal`]). Every handler
+//! is idempotent, so a redelivery or a rebuild from scratch converges to
+//! the same table.
+
+pub mod decimal;
+
+use ferry_sdk::{Event, EventExt, HandleError, Handled, Projection, Store};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// The projection.
+#[derive(Debug)]
+pub struct GameProjection;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GameState<'a> {
+    id: String,
+    name: String,
+    #[serde(borrow)]
+    price: &'a RawValue,
+    #[serde(default)]
+    image_uri: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct GameDeleted {
+    id: String,
+}
+
+/// Lower-case hyphenated form of a UUID, or an error naming the value.
+pub fn canonical_uuid(id: &str) -> Result<String, String> {
+    let s = id.trim();
+    let hex: String = s.chars().filter(|c| *c != '-').collect();
+    let hyphens_ok = s.len() == 32
+        || (s.len() == 36 && [8, 13, 18, 23].iter().all(|&i| s.as_bytes()[i] == b'-'));
+    if hex.len() != 32 || !hyphens_ok || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("field `id` must be a UUID, got `{id}`"));
+    }
+    let h = hex.to_ascii_lowercase();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
+
+fn permanent(event: &Event, msg: String) -> HandleError {
+    HandleError::Permanent(format!(
+        "invalid {} payload at {}/{}@{}: {msg}",
+        event.event_type, event.source, event.partition, event.offset
+    ))
+}
+
+/// The DDL of schema version 1.
+pub const SCHEMA_V1: &str = "CREATE TABLE IF NOT EXISTS games (
+    id                TEXT PRIMARY KEY,
+    name              TEXT NOT NULL,
+    price             TEXT NOT NULL,
+    image_uri         TEXT,
+    updated_at_offset INTEGER NOT NULL
+) WITHOUT ROWID";
+
+const UPSERT: &str = "INSERT INTO games (id, name, price, image_uri, updated_at_offset)
+    VALUES (?1, ?2, ?3, ?4, ?5)
+    ON CONFLICT (id) DO UPDATE SET name = excluded.name, price = excluded.price,
+      image_uri = excluded.image_uri, updated_at_offset = excluded.updated_at_offset";
+
+const DELETE: &str = "DELETE FROM games WHERE id = ?1";
+
+impl Projection for GameProjection {
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const SCHEMA: u32 = 1;
+
+    fn migrate(store: &impl Store, _from: Option<u32>) -> Result<(), String> {
+        store
+            .execute_batch(SCHEMA_V1)
+            .map_err(|e| ferry_sdk::describe(&e))
+    }
+
+    fn handle(store: &impl Store, event: &Event) -> Result<Handled, HandleError> {
+        match event.event_type.as_str() {
+            "GameCreated" | "GameUpdated" => {
+                let game: GameState<'_> = event.json_borrowed()?;
+                let id = canonical_uuid(&game.id).map_err(|m| permanent(event, m))?;
+                if game.name.trim().is_empty() {
+                    return Err(permanent(event, "field `name` must not be empty".into()));
+                }
+                let price = decimal::canonical(game.price.get())
+                    .map_err(|m| permanent(event, format!("field `price`: {m}")))?;
+                store.execute(
+                    UPSERT,
+                    &[
+                        id.into(),
+                        game.name.into(),
+                        price.into(),
+                        game.image_uri.into(),
+                        event.offset.into(),
+                    ],
+                )?;
+                Ok(Handled::Applied)
+            }
+            "GameDeleted" => {
+                let gone: GameDeleted = event.json()?;
+                let id = canonical_uuid(&gone.id).map_err(|m| permanent(event, m))?;
+                store.execute(DELETE, &[id.into()])?;
+                Ok(Handled::Applied)
+            }
+            other => Ok(Handled::Skipped(format!(
+                "game-projection does not handle `{other}`"
+            ))),
+        }
+    }
+}
+
+/// Borrowing JSON decoding (the price stays a slice of the payload).
+trait JsonBorrowed {
+    fn json_borrowed<'a, T: Deserialize<'a>>(&'a self) -> Result<T, HandleError>;
+}
+
+impl JsonBorrowed for Event {
+    fn json_borrowed<'a, T: Deserialize<'a>>(&'a self) -> Result<T, HandleError> {
+        serde_json::from_slice(&self.payload).map_err(|e| permanent(self, e.to_string()))
+    }
+}
+
+ferry_sdk::export_projection!(GameProjection);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,58 @@
+//! `ferry check`: validate the config and load every plugin, listing every
+//! problem at once.
+
+use std::process::ExitCode;
+
+use super::ConfigArgs;
+use crate::app::load_plugins;
+use crate::config::{Config, ConfigError};
+use crate::plugin::PluginHost;
+
+pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
+    let (config, mut problems) = match Config::load(&args.config) {
+        Ok(c) => (c, Vec::new()),
+        Err(ConfigError::Invalid { problems, .. }) => {
+            // Still load the plugins: every problem is reported at once.
+            let text = std::fs::read_to_string(&args.config)?;
+            let base = args.config.parent().unwrap_or(std::path::Path::new("."));
+            let config = Config::parse(&text, base).map_err(anyhow::Error::msg)?;
+            (config, problems)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let db_path = args.db_path(&config);
+    let host = PluginHost::new(config.component_cache_dir(&db_path))?;
+    let (loaded, errors) = load_plugins(&config, &host);
+    problems.extend(errors);
+    if !problems.is_empty() {
+        println!(
+            "{} has {} problem(s):",
+            args.config.display(),
+            problems.len()
+        );
+        for p in &problems {
+            println!("  - {p}");
+        }
+        return Ok(ExitCode::from(1));
+    }
+    println!("{}: OK", args.config.display());
+    println!("  store: {}", db_path.display());
+    for (c, l) in &loaded {
+        println!(
+            "  plugin {} {} ({}): handles {}; tables {}",
+            c.name,
+            l.metadata.version,
+            l.digest,
+            c.events.join(", "),
+            if c.tables.is_empty() {
+                "none".into()
+            } else {
+                c.tables.join(", ")
+            },
+        );
+    }
+    for s in &config.sources {
+        println!("  source {} ({:?})", s.name, s.kind);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,338 @@
+//! `config.toml`: serde structs (unknown keys are refused) and a
+//! `validate()` that lists every problem at once, each naming its key.
+
+mod plugins;
+mod sources;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::store::{StoreOptions, Synchronous};
+
+pub use plugins::{FailurePolicy, PluginConfig};
+pub use sources::{EventTypeFrom, SourceConfig, SourceKind};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The SQLite database holding the projections and ferry's own tables.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Runtime settings (compiled-component cache).
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    /// Batching, routing and retry settings of the pipeline.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    /// The plugins, each handling a set of event types.
+    #[serde(default)]
+    pub plugins: Vec<PluginConfig>,
+    /// Where events come from.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    /// Directory relative paths are resolved against (the config file's
+    /// directory); not a key of the file.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Path of the SQLite file (relative to the config file). `--db` on the
+    /// command line overrides it.
+    #[serde(default = "default_db_path")]
+    pub path: PathBuf,
+    /// Commit durability: `normal` (WAL, survives process crashes; the
+    /// default) or `full` (fsync on every commit).
+    #[serde(default)]
+    pub synchronous: Synchronous,
+    /// How long a statement waits for a locked database, in milliseconds.
+    #[serde(default = "default_busy_timeout_ms")]
+    pub busy_timeout_ms: u64,
+    /// SQLite page cache in KiB.
+    #[serde(default = "default_cache_size_kib")]
+    pub cache_size_kib: u64,
+}
+
+fn default_db_path() -> PathBuf {
+    PathBuf::from("ferry.db")
+}
+fn default_busy_timeout_ms() -> u64 {
+    5_000
+}
+fn default_cache_size_kib() -> u64 {
+    65_536
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: default_db_path(),
+            synchronous: Synchronous::default(),
+            busy_timeout_ms: default_busy_timeout_ms(),
+            cache_size_kib: default_cache_size_kib(),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Options for [`crate::store::Db::open`].
+    pub fn options(&self) -> StoreOptions {
+        StoreOptions {
+            synchronous: self.synchronous,
+            busy_timeout_ms: self.busy_timeout_ms,
+            cache_size_kib: self.cache_size_kib,
+        }
+    }
+}
+
+/// `[runtime]`
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Directory for precompiled components, keyed by content digest
+    /// (relative to the config file). Default: `.ferry-cache` next to the
+    /// database. Set to an empty string to compile on every start.
+    #[serde(default)]
+    pub component_cache: Option<PathBuf>,
+}
+
+/// What happens to an event whose type no plugin handles.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnknownEventPolicy {
+    /// Advance past it and count it (`skipped` with reason
+    /// `unknown-event-type`).
+    #[default]
+    Skip,
+    /// Record it as a dead letter and advance.
+    DeadLetter,
+    /// Stop the partition at it.
+    Fail,
+}
+
+/// `[pipeline]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Most events in one SQLite transaction.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Longest wait for a batch to fill, in milliseconds.
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u64,
+    /// What to do with an event no plugin handles: `skip` (default),
+    /// `dead-letter` or `fail`.
+    #[serde(default)]
+    pub unknown_event_type: UnknownEventPolicy,
+    /// Backoff between attempts at a failing event.
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+fn default_batch_size() -> usize {
+    1_000
+}
+fn default_linger_ms() -> u64 {
+    20
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: default_batch_size(),
+            linger_ms: default_linger_ms(),
+            unknown_event_type: UnknownEventPolicy::default(),
+            retry: RetryConfig::default(),
+        }
+    }
+}
+
+/// `[pipeline.retry]`: capped exponential backoff with jitter.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Delay before the second attempt, in milliseconds.
+    #[serde(default = "default_initial_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    /// Longest delay between attempts, in milliseconds.
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+    /// Factor the delay grows by after each failed attempt.
+    #[serde(default = "default_multiplier")]
+    pub multiplier: f64,
+    /// Random spread of each delay, as a fraction (0.2 = ±20%).
+    #[serde(default = "default_jitter")]
+    pub jitter: f64,
+}
+
+fn default_initial_backoff_ms() -> u64 {
+    100
+}
+fn default_max_backoff_ms() -> u64 {
+    30_000
+}
+fn default_multiplier() -> f64 {
+    2.0
+}
+fn default_jitter() -> f64 {
+    0.2
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            initial_backoff_ms: default_initial_backoff_ms(),
+            max_backoff_ms: default_max_backoff_ms(),
+            multiplier: default_multiplier(),
+            jitter: default_jitter(),
+        }
+    }
+}
+
+/// Errors loading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the schema.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (names the key and line).
+        message: String,
+    },
+    /// The values are inconsistent; every problem is listed.
+    #[error("{path} has {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// One sentence per problem, each naming its key.
+        problems: Vec<String>,
+    },
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let config = Self::parse(&text, base).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })?;
+        let problems = config.validate();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                problems,
+            })
+        }
+    }
+
+    /// Parses TOML text; relative paths resolve against `base_dir`. Does
+    /// not validate.
+    pub fn parse(text: &str, base_dir: &Path) -> Result<Self, String> {
+        let mut config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.base_dir = base_dir.to_owned();
+        Ok(config)
+    }
+
+    /// Every problem in the configuration, each naming its key. Empty when
+    /// the configuration is usable.
+    pub fn validate(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let pl = &self.pipeline;
+        if !(1..=100_000).contains(&pl.batch_size) {
+            p.push(format!(
+                "pipeline.batch_size must be between 1 and 100000, not {}",
+                pl.batch_size
+            ));
+        }
+        if pl.linger_ms > 60_000 {
+            p.push(format!(
+                "pipeline.linger_ms must be at most 60000, not {}",
+                pl.linger_ms
+            ));
+        }
+        let r = &pl.retry;
+        if r.initial_backoff_ms == 0 {
+            p.push("pipeline.retry.initial_backoff_ms must be greater than 0".into());
+        }
+        if r.max_backoff_ms < r.initial_backoff_ms {
+            p.push(format!(
+                "pipeline.retry.max_backoff_ms ({}) must not be below pipeline.retry.initial_backoff_ms ({})",
+                r.max_backoff_ms, r.initial_backoff_ms
+            ));
+        }
+        if !(r.multiplier >= 1.0 && r.multiplier <= 100.0) {
+            p.push(format!(
+                "pipeline.retry.multiplier must be between 1 and 100, not {}",
+                r.multiplier
+            ));
+        }
+        if !(0.0..=1.0).contains(&r.jitter) {
+            p.push(format!(
+                "pipeline.retry.jitter must be between 0 and 1, not {}",
+                r.jitter
+            ));
+        }
+        if self.store.path.as_os_str().is_empty() {
+            p.push("store.path must not be empty".into());
+        }
+        plugins::validate(&self.plugins, &mut p);
+        sources::validate(&self.sources, &mut p);
+        p
+    }
+
+    /// Resolves a path from the file against its directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// The database path (resolved).
+    pub fn db_path(&self) -> PathBuf {
+        self.resolve(&self.store.path)
+    }
+
+    /// The compiled-component cache directory (resolved), or `None` if
+    /// caching is off.
+    pub fn component_cache_dir(&self, db_path: &Path) -> Option<PathBuf> {
+        match &self.runtime.component_cache {
+            Some(p) if p.as_os_str().is_empty() => None,
+            Some(p) => Some(self.resolve(p)),
+            None => Some(
+                db_path
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(".ferry-cache"),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

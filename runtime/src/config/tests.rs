@@ -1,0 +1,112 @@
+use std::path::Path;
+
+use super::*;
+
+fn parse(text: &str) -> Config {
+    Config::parse(text, Path::new("/etc/ferry")).unwrap()
+}
+
+const MINIMAL: &str = r#"
+[[plugins]]
+name = "games"
+path = "games.wasm"
+events = ["GameCreated"]
+tables = ["games"]
+"#;
+
+#[test]
+fn defaults_and_relative_paths() {
+    let c = parse(MINIMAL);
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+    assert_eq!(c.pipeline.batch_size, 1000);
+    assert_eq!(c.db_path(), Path::new("/etc/ferry/ferry.db"));
+    assert_eq!(
+        c.component_cache_dir(&c.db_path()),
+        Some(Path::new("/etc/ferry/.ferry-cache").to_owned())
+    );
+    assert_eq!(
+        c.resolve(&c.plugins[0].path),
+        Path::new("/etc/ferry/games.wasm")
+    );
+    assert_eq!(c.plugins[0].limits().memory_bytes, 64 << 20);
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_name() {
+    let e = Config::parse("[pipeline]\nbatch = 3\n", Path::new(".")).unwrap_err();
+    assert!(e.contains("unknown field `batch`"), "{e}");
+}
+
+#[test]
+fn every_problem_is_listed_naming_its_key() {
+    let c = parse(
+        r#"
+[pipeline]
+batch_size = 0
+linger_ms = 70000
+
+[pipeline.retry]
+initial_backoff_ms = 500
+max_backoff_ms = 100
+jitter = 2.0
+
+[[plugins]]
+name = "a b"
+path = ""
+events = []
+tables = ["ferry_x", "bad-name"]
+timeout_ms = 0
+memory_mb = 0
+max_attempts = 0
+
+[[plugins]]
+name = "b"
+path = "b.wasm"
+events = ["E", "E"]
+tables = ["t"]
+
+[[plugins]]
+name = "c"
+path = "c.wasm"
+events = ["F"]
+tables = ["T"]
+
+[[sources]]
+name = "replay"
+kind = "kafka"
+event_type = { header = "x", pointer = "y" }
+"#,
+    );
+    let p = c.validate();
+    for expected in [
+        "pipeline.batch_size",
+        "pipeline.linger_ms",
+        "pipeline.retry.max_backoff_ms (100) must not be below pipeline.retry.initial_backoff_ms (500)",
+        "pipeline.retry.jitter",
+        "plugins[0].name `a b`",
+        "plugins[0].path",
+        "plugins[0].events (plugin `a b`) must list at least one",
+        "plugins[0].tables: `ferry_x` is reserved",
+        "plugins[0].tables: `bad-name` is not a plain table name",
+        "plugins[0].timeout_ms",
+        "plugins[0].memory_mb",
+        "plugins[0].max_attempts",
+        "plugins[1].events: event type `E` is claimed by both `b` and `b`",
+        "plugins[2].tables: table `T` is granted to both `b` and `c`",
+        "sources[0].name `replay` is reserved",
+        "sources[0].event_type: set either `header` or `pointer`",
+        "sources[0].event_type.pointer `y` must be a JSON pointer",
+    ] {
+        assert!(
+            p.iter().any(|m| m.contains(expected)),
+            "missing {expected:?} in {p:#?}"
+        );
+    }
+    assert_eq!(p.len(), 17, "{p:#?}");
+}
+
+#[test]
+fn an_empty_cache_path_turns_the_cache_off() {
+    let c = parse(&format!("{MINIMAL}\n[runtime]\ncomponent_cache = \"\"\n"));
+    assert_eq!(c.component_cache_dir(Path::new("x.db")), None);
+}

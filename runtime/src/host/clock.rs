@@ -1,0 +1,18 @@
+//! The `clock` interface: wall-clock time.
+
+use super::HostState;
+use crate::plugin::bindings::ferry::plugin::clock::Host;
+
+impl Host for HostState {
+    fn now_ms(&mut self) -> i64 {
+        crate::event::now_ms()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn now_is_after_2020() {
+        assert!(crate::event::now_ms() > 1_577_836_800_000);
+    }
+}

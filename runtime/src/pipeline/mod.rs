@@ -1,0 +1,539 @@
+//! The pipeline: applies batches of events through plugins into SQLite.
+//!
+//! One batch is one SQLite transaction: for each event a savepoint, the
+//! plugin's `handle`, and release (or rollback of that event alone); at the
+//! end the checkpoint row of every partition the batch advanced, then
+//! COMMIT. Effect and checkpoint therefore commit together (invariant 1).
+//!
+//! A failing event blocks only its own partition (invariant 4): the rest of
+//! that partition's events in the batch are left for redelivery, the other
+//! partitions go on, and the batch commits what was applied before it. The
+//! caller (a source driver) waits the returned backoff and delivers the
+//! partition again from the blocked offset. Once an event has used up its
+//! attempts, the plugin's `on_failure` policy applies: a dead letter written
+//! in the same transaction that moves the checkpoint past it, or a stopped
+//! partition (invariant 3).
+
+pub mod backoff;
+pub mod stats;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::config::{FailurePolicy, PipelineConfig, PluginConfig, UnknownEventPolicy};
+use crate::event::Event;
+use crate::plugin::bindings::Handled;
+use crate::plugin::{Failure, FailureKind, LoadedPlugin, PluginInstance};
+use crate::router::Router;
+use crate::store::{Db, NewDeadLetter, checkpoint, dead_letter, registry, schema::NOW};
+
+pub use backoff::Backoff;
+pub use stats::{Outcome, Stats};
+
+/// A source partition.
+pub type PartitionKey = (Arc<str>, i32);
+
+/// Why a partition stopped taking events in a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blocked {
+    /// Offset of the event it is blocked at.
+    pub offset: i64,
+    /// Its event type, if known.
+    pub event_type: Option<String>,
+    /// The plugin that failed, if any.
+    pub plugin: Option<String>,
+    /// The last failure.
+    pub failure: Failure,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// `Some(delay)`: deliver the partition again from `offset` after the
+    /// delay. `None`: the partition is stopped (policy `stop-partition` or
+    /// `unknown_event_type = "fail"`).
+    pub retry_after: Option<Duration>,
+}
+
+/// Something a caller should show about one event (dead letters, stops).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    /// Partition of the event.
+    pub partition: PartitionKey,
+    /// Offset of the event.
+    pub offset: i64,
+    /// Its event type, if known.
+    pub event_type: Option<String>,
+    /// What happened to it.
+    pub outcome: Outcome,
+    /// Why.
+    pub failure: Failure,
+}
+
+/// The result of one batch.
+#[derive(Debug, Default)]
+pub struct BatchReport {
+    /// Events applied.
+    pub applied: usize,
+    /// Events skipped (by the plugin or the unknown-type policy).
+    pub skipped: usize,
+    /// Events at or below the checkpoint, not applied again.
+    pub already_applied: usize,
+    /// Events recorded as dead letters.
+    pub dead_lettered: usize,
+    /// Partitions that stopped taking events in this batch.
+    pub blocked: BTreeMap<PartitionKey, Blocked>,
+    /// Last committed offset of each partition the batch advanced.
+    pub committed: BTreeMap<PartitionKey, i64>,
+    /// Dead letters and stops, in event order.
+    pub notes: Vec<Note>,
+}
+
+struct Slot {
+    config: PluginConfig,
+    instance: PluginInstance,
+}
+
+#[derive(Debug, Clone)]
+struct Attempts {
+    offset: i64,
+    count: u32,
+    first_failed_at: String,
+}
+
+/// Applies batches of events; owns the writer connection and the plugin
+/// instances.
+pub struct Pipeline {
+    db: Db,
+    slots: Vec<Slot>,
+    router: Router,
+    unknown: UnknownEventPolicy,
+    backoff: Backoff,
+    checkpoints: HashMap<PartitionKey, Option<i64>>,
+    attempts: HashMap<PartitionKey, Attempts>,
+    stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// Activates `plugins` on `db` (running each one's `migrate` in its own
+    /// transaction) and returns a pipeline ready to apply batches.
+    pub fn new(
+        db: Db,
+        plugins: Vec<(PluginConfig, Arc<LoadedPlugin>)>,
+        config: &PipelineConfig,
+        stats: Arc<Stats>,
+    ) -> anyhow::Result<Self> {
+        let router = Router::new(
+            plugins
+                .iter()
+                .enumerate()
+                .map(|(i, (c, _))| (i, c.events.as_slice())),
+        );
+        let mut pipeline = Self {
+            slots: Vec::new(),
+            router,
+            unknown: config.unknown_event_type,
+            backoff: Backoff::new(&config.retry),
+            checkpoints: HashMap::new(),
+            attempts: HashMap::new(),
+            stats,
+            db,
+        };
+        for (config, loaded) in plugins {
+            let instance = PluginInstance::new(loaded, pipeline.db.shared(), pipeline.db.scope());
+            pipeline.slots.push(Slot { config, instance });
+        }
+        for i in 0..pipeline.slots.len() {
+            pipeline.activate(i)?;
+        }
+        Ok(pipeline)
+    }
+
+    fn activate(&mut self, i: usize) -> anyhow::Result<()> {
+        let slot = &mut self.slots[i];
+        let plugin = Arc::clone(slot.instance.plugin());
+        let name = &*plugin.name;
+        let previous = self.db.with(|c| registry::get(c, name))?;
+        let from = previous.as_ref().map(|p| p.schema_version);
+        self.db.begin()?;
+        if let Err(f) = slot.instance.migrate(from) {
+            self.db.rollback();
+            anyhow::bail!("plugin `{name}`: `migrate` failed, nothing it wrote was kept: {f}");
+        }
+        let meta = &plugin.metadata;
+        let recorded = self
+            .db
+            .with(|c| registry::activate(c, name, &plugin.digest, &meta.version, meta.schema));
+        recorded
+            .map_err(anyhow::Error::from)
+            .and_then(|()| self.db.commit().map_err(anyhow::Error::from))
+            .with_context(|| format!("activating plugin `{name}`"))?;
+        tracing::info!(
+            plugin = name, version = %meta.version, digest = %plugin.digest,
+            schema_from = ?from, schema = meta.schema,
+            "Activated the plugin; its tables are migrated."
+        );
+        Ok(())
+    }
+
+    /// The store.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// The last applied offset of a partition, from SQLite (cached after
+    /// the first read; the cache only changes after a commit).
+    pub fn checkpoint(&mut self, key: &PartitionKey) -> anyhow::Result<Option<i64>> {
+        if let Some(c) = self.checkpoints.get(key) {
+            return Ok(*c);
+        }
+        let c = self.db.with(|c| checkpoint::load(c, &key.0, key.1))?;
+        self.checkpoints.insert(key.clone(), c);
+        Ok(c)
+    }
+
+    /// Applies `events` (in order; any mix of partitions) in one
+    /// transaction. An `Err` means nothing of the batch was committed.
+    pub fn apply_batch(&mut self, events: &[Event]) -> anyhow::Result<BatchReport> {
+        let mut report = BatchReport::default();
+        let mut touched: BTreeMap<PartitionKey, (i64, BTreeSet<String>)> = BTreeMap::new();
+        let mut attempts_after = self.attempts.clone();
+        self.db.begin()?;
+        let result = self.apply_events(events, &mut report, &mut touched, &mut attempts_after);
+        let result = result.and_then(|()| {
+            self.db.with(|c| {
+                for (key, (offset, digests)) in &touched {
+                    let digest = digests.iter().cloned().collect::<Vec<_>>().join(",");
+                    checkpoint::write(c, &key.0, key.1, *offset, &digest, 0)?;
+                }
+                Ok::<_, crate::store::StoreError>(())
+            })?;
+            self.db.commit()?;
+            Ok(())
+        });
+        if let Err(e) = result {
+            self.db.rollback();
+            return Err(e.context("the batch was rolled back"));
+        }
+        for (key, (offset, _)) in touched {
+            self.checkpoints.insert(key.clone(), Some(offset));
+            report.committed.insert(key, offset);
+        }
+        self.attempts = attempts_after;
+        Ok(report)
+    }
+
+    fn apply_events(
+        &mut self,
+        events: &[Event],
+        report: &mut BatchReport,
+        touched: &mut BTreeMap<PartitionKey, (i64, BTreeSet<String>)>,
+        attempts: &mut HashMap<PartitionKey, Attempts>,
+    ) -> anyhow::Result<()> {
+        for ev in events {
+            let key: PartitionKey = (Arc::clone(&ev.source), ev.partition);
+            if report.blocked.contains_key(&key) {
+                continue;
+            }
+            let done = touched.get(&key).map(|t| t.0);
+            let checkpoint = match done {
+                Some(o) => Some(o),
+                None => self.checkpoint(&key)?,
+            };
+            if checkpoint.is_some_and(|c| ev.offset <= c) {
+                report.already_applied += 1;
+                let ty = ev.event_type.as_deref().unwrap_or("-");
+                self.stats.add("-", ty, Outcome::AlreadyApplied, 1);
+                continue;
+            }
+            let event_type = ev.event_type.as_deref();
+            let route = event_type.and_then(|t| self.router.route(t));
+            let Some(i) = route else {
+                self.unroutable(ev, &key, report, touched)?;
+                continue;
+            };
+            self.db.savepoint()?;
+            let ty = event_type.unwrap_or_default();
+            let result = self.slots[i].instance.handle(ev, ty);
+            let plugin = Arc::clone(&self.slots[i].instance.plugin().name);
+            match result {
+                Ok(handled) => {
+                    self.db.release()?;
+                    attempts.remove(&key);
+                    let digest = self.slots[i].instance.plugin().digest.clone();
+                    let entry = touched.entry(key).or_insert((ev.offset, BTreeSet::new()));
+                    entry.0 = ev.offset;
+                    entry.1.insert(format!("{plugin}@{digest}"));
+                    match handled {
+                        Handled::Applied => {
+                            report.applied += 1;
+                            self.stats.add(&plugin, ty, Outcome::Applied, 1);
+                        }
+                        Handled::Skipped(reason) => {
+                            report.skipped += 1;
+                            self.stats.add(&plugin, ty, Outcome::Skipped, 1);
+                            tracing::debug!(plugin = &*plugin, event = %ev.position(), event_type = ty, %reason,
+                                "The plugin skipped the event.");
+                        }
+                    }
+                }
+                Err(failure) => {
+                    self.db.rollback_event()?;
+                    self.failed(i, ev, key, failure, report, touched, attempts)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An event no plugin handles: the `unknown_event_type` policy.
+    fn unroutable(
+        &mut self,
+        ev: &Event,
+        key: &PartitionKey,
+        report: &mut BatchReport,
+        touched: &mut BTreeMap<PartitionKey, (i64, BTreeSet<String>)>,
+    ) -> anyhow::Result<()> {
+        let ty = ev.event_type.as_deref().unwrap_or("-");
+        let failure = Failure::new(
+            FailureKind::UnknownEventType,
+            match &ev.event_type {
+                Some(t) => format!("no plugin handles event type `{t}`"),
+                None => {
+                    "the event has no event type (no type header, ce_type or pointer match)".into()
+                }
+            },
+        );
+        match self.unknown {
+            UnknownEventPolicy::Skip => {
+                report.skipped += 1;
+                self.stats.add("-", ty, Outcome::Skipped, 1);
+                tracing::debug!(event = %ev.position(), event_type = ty, "Skipped an event no plugin handles.");
+            }
+            UnknownEventPolicy::DeadLetter => {
+                self.dead_letter(ev, None, &failure, 1, None)?;
+                report.dead_lettered += 1;
+                self.stats.add("-", ty, Outcome::DeadLettered, 1);
+                report
+                    .notes
+                    .push(note(key, ev, Outcome::DeadLettered, &failure));
+            }
+            UnknownEventPolicy::Fail => {
+                self.stats.add("-", ty, Outcome::Stopped, 1);
+                tracing::error!(event = %ev.position(), event_type = ty, error = %failure,
+                    "Stopped the partition at an event no plugin handles (unknown_event_type = \"fail\").");
+                report.notes.push(note(key, ev, Outcome::Stopped, &failure));
+                report.blocked.insert(
+                    key.clone(),
+                    Blocked {
+                        offset: ev.offset,
+                        event_type: ev.event_type.clone(),
+                        plugin: None,
+                        failure,
+                        attempts: 1,
+                        retry_after: None,
+                    },
+                );
+                return Ok(());
+            }
+        }
+        let entry = touched
+            .entry(key.clone())
+            .or_insert((ev.offset, BTreeSet::new()));
+        entry.0 = ev.offset;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn failed(
+        &mut self,
+        i: usize,
+        ev: &Event,
+        key: PartitionKey,
+        failure: Failure,
+        report: &mut BatchReport,
+        touched: &mut BTreeMap<PartitionKey, (i64, BTreeSet<String>)>,
+        attempts: &mut HashMap<PartitionKey, Attempts>,
+    ) -> anyhow::Result<()> {
+        let config = &self.slots[i].config;
+        let plugin = config.name.clone();
+        let digest = self.slots[i].instance.plugin().digest.clone();
+        let ty = ev.event_type.clone().unwrap_or_default();
+        let now = self
+            .db
+            .with(|c| c.query_row(&format!("SELECT {NOW}"), [], |r| r.get::<_, String>(0)))?;
+        let entry = attempts
+            .entry(key.clone())
+            .and_modify(|a| {
+                if a.offset != ev.offset {
+                    *a = Attempts {
+                        offset: ev.offset,
+                        count: 0,
+                        first_failed_at: now.clone(),
+                    };
+                }
+            })
+            .or_insert_with(|| Attempts {
+                offset: ev.offset,
+                count: 0,
+                first_failed_at: now.clone(),
+            });
+        entry.count += 1;
+        let n = entry.count;
+        let first_failed_at = entry.first_failed_at.clone();
+        let exhausted = if failure.kind.is_transient() {
+            config.max_retryable_attempts.is_some_and(|m| n >= m)
+        } else {
+            n >= config.max_attempts
+        };
+        if !exhausted {
+            let delay = self.backoff.delay(n);
+            self.stats.add(&plugin, &ty, Outcome::Retried, 1);
+            tracing::warn!(
+                plugin = %plugin, event = %ev.position(), event_type = %ty, attempt = n,
+                retry_in_ms = delay.as_millis() as u64, error_class = %failure.kind, error = %failure.message,
+                "An event failed; its partition waits and retries it."
+            );
+            report.blocked.insert(
+                key,
+                Blocked {
+                    offset: ev.offset,
+                    event_type: ev.event_type.clone(),
+                    plugin: Some(plugin),
+                    failure,
+                    attempts: n,
+                    retry_after: Some(delay),
+                },
+            );
+            return Ok(());
+        }
+        match config.on_failure {
+            FailurePolicy::DeadLetter => {
+                self.dead_letter(
+                    ev,
+                    Some((&plugin, &digest)),
+                    &failure,
+                    n,
+                    Some(&first_failed_at),
+                )?;
+                attempts.remove(&key);
+                report.dead_lettered += 1;
+                self.stats.add(&plugin, &ty, Outcome::DeadLettered, 1);
+                tracing::error!(
+                    plugin = %plugin, event = %ev.position(), event_type = %ty, attempts = n,
+                    error_class = %failure.kind, error = %failure.message,
+                    "An event used up its attempts and was recorded as a dead letter."
+                );
+                report
+                    .notes
+                    .push(note(&key, ev, Outcome::DeadLettered, &failure));
+                let t = touched.entry(key).or_insert((ev.offset, BTreeSet::new()));
+                t.0 = ev.offset;
+                t.1.insert(format!("{plugin}@{digest}"));
+            }
+            FailurePolicy::StopPartition => {
+                self.stats.add(&plugin, &ty, Outcome::Stopped, 1);
+                tracing::error!(
+                    plugin = %plugin, event = %ev.position(), event_type = %ty, attempts = n,
+                    error_class = %failure.kind, error = %failure.message,
+                    "An event used up its attempts; its partition is stopped (on_failure = \"stop-partition\")."
+                );
+                report
+                    .notes
+                    .push(note(&key, ev, Outcome::Stopped, &failure));
+                report.blocked.insert(
+                    key,
+                    Blocked {
+                        offset: ev.offset,
+                        event_type: ev.event_type.clone(),
+                        plugin: Some(plugin),
+                        failure,
+                        attempts: n,
+                        retry_after: None,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a dead letter for an event that is not a valid event at all
+    /// (for example a malformed replay line) and advances the checkpoint
+    /// past it, in one transaction. Returns `false` (and records nothing)
+    /// when the checkpoint is already past it.
+    pub fn reject(&mut self, ev: &Event, failure: &Failure) -> anyhow::Result<bool> {
+        let key: PartitionKey = (Arc::clone(&ev.source), ev.partition);
+        if self.checkpoint(&key)?.is_some_and(|c| ev.offset <= c) {
+            self.stats.add("-", "-", Outcome::AlreadyApplied, 1);
+            return Ok(false);
+        }
+        self.db.begin()?;
+        let r = self.dead_letter(ev, None, failure, 1, None).and_then(|()| {
+            self.db
+                .with(|c| checkpoint::write(c, &ev.source, ev.partition, ev.offset, "", 0))?;
+            self.db.commit()?;
+            Ok(())
+        });
+        if let Err(e) = r {
+            self.db.rollback();
+            return Err(e);
+        }
+        let c = self.checkpoints.entry(key).or_insert(None);
+        *c = Some(c.map_or(ev.offset, |o| o.max(ev.offset)));
+        self.stats.add(
+            "-",
+            ev.event_type.as_deref().unwrap_or("-"),
+            Outcome::DeadLettered,
+            1,
+        );
+        Ok(true)
+    }
+
+    fn dead_letter(
+        &self,
+        ev: &Event,
+        plugin: Option<(&str, &str)>,
+        failure: &Failure,
+        attempts: u32,
+        first_failed_at: Option<&str>,
+    ) -> anyhow::Result<()> {
+        self.db.with(|c| {
+            dead_letter::record(
+                c,
+                &NewDeadLetter {
+                    event: ev,
+                    plugin: plugin.map(|p| p.0),
+                    plugin_digest: plugin.map(|p| p.1),
+                    error_class: failure.kind.as_str(),
+                    error_message: &failure.message,
+                    attempts,
+                    first_failed_at,
+                },
+            )
+        })?;
+        Ok(())
+    }
+}
+
+fn note(key: &PartitionKey, ev: &Event, outcome: Outcome, failure: &Failure) -> Note {
+    Note {
+        partition: key.clone(),
+        offset: ev.offset,
+        event_type: ev.event_type.clone(),
+        outcome,
+        failure: failure.clone(),
+    }
+}

@@ -1,0 +1,89 @@
+//! How an event failed, as the host classifies it.
+
+use std::fmt;
+
+/// The class of a failed event; decides between retrying and the failure
+/// policy, and is recorded with every dead letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// The plugin returned `retryable`.
+    Retryable,
+    /// A host-side transient error (busy database, I/O) during the call.
+    HostTransient,
+    /// The plugin returned `permanent`.
+    Permanent,
+    /// A statement touched something the plugin was not granted.
+    Denied,
+    /// The plugin trapped (panic, unreachable, out-of-bounds access, …).
+    Trap,
+    /// The call ran past its deadline.
+    Timeout,
+    /// The instance asked for more memory than its cap.
+    Memory,
+    /// No plugin handles this event type (policy `dead-letter` or `fail`).
+    UnknownEventType,
+    /// The event could not even be decoded into an event (replay envelope).
+    MalformedEnvelope,
+}
+
+impl FailureKind {
+    /// The name used in dead letters, logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Retryable => "retryable",
+            FailureKind::HostTransient => "host-transient",
+            FailureKind::Permanent => "permanent",
+            FailureKind::Denied => "denied",
+            FailureKind::Trap => "trap",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Memory => "memory",
+            FailureKind::UnknownEventType => "unknown-event-type",
+            FailureKind::MalformedEnvelope => "malformed-envelope",
+        }
+    }
+
+    /// Whether the failure is transient: retried with backoff rather than
+    /// counted towards `max_attempts`.
+    pub fn is_transient(self) -> bool {
+        matches!(self, FailureKind::Retryable | FailureKind::HostTransient)
+    }
+
+    /// Whether the instance must be re-created before the next call.
+    pub fn poisons_instance(self) -> bool {
+        matches!(
+            self,
+            FailureKind::Trap | FailureKind::Timeout | FailureKind::Memory
+        )
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One failed attempt at an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Its class.
+    pub kind: FailureKind,
+    /// What happened, in words.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure of `kind` with `message`.
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}

@@ -1,0 +1,258 @@
+//! Plugins: the wasmtime engine, loading and validating components against
+//! the contract, the compiled-component cache, and running instances.
+
+pub mod bindings;
+pub mod cache;
+pub mod contract;
+pub mod engine;
+pub mod failure;
+pub mod instance;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::Linker;
+use wasmtime::{Engine, Store};
+
+use crate::host::{self, HostState, StoreCtx};
+use crate::store::{AuthScope, Grant};
+use bindings::{Projection, ProjectionPre};
+
+pub use cache::{ComponentCache, Provenance, digest};
+pub use failure::{Failure, FailureKind};
+pub use instance::PluginInstance;
+
+/// Errors loading a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The component file could not be read.
+    #[error("plugin `{name}`: cannot read {path}: {source}")]
+    Read {
+        /// Plugin name.
+        name: String,
+        /// Component path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid component.
+    #[error("plugin `{name}`: {path} is not a valid WebAssembly component: {reason}")]
+    Compile {
+        /// Plugin name.
+        name: String,
+        /// Component path (or `<bytes>`).
+        path: String,
+        /// What wasmtime said.
+        reason: String,
+    },
+    /// The component does not match the WIT contract.
+    #[error("plugin `{name}`: {path} does not match the ferry:plugin@0.1.0 contract: {}", problems.join("; "))]
+    Contract {
+        /// Plugin name.
+        name: String,
+        /// Component path (or `<bytes>`).
+        path: String,
+        /// Every mismatch found.
+        problems: Vec<String>,
+    },
+    /// Instantiating or calling `metadata` failed.
+    #[error("plugin `{name}`: {what}: {reason}")]
+    Instantiate {
+        /// Plugin name.
+        name: String,
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        reason: String,
+    },
+}
+
+/// Resource limits of one plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Deadline of one call (`handle`, `migrate`, `metadata`).
+    pub timeout: Duration,
+    /// Linear memory cap of one instance, in bytes.
+    pub memory_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_millis(1_000),
+            memory_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The engine, the linker with WASI and ferry's imports, and the cache.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: ComponentCache,
+    ticker: Arc<engine::EpochTicker>,
+}
+
+impl std::fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHost")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A compiled, validated plugin, ready to instantiate.
+pub struct LoadedPlugin {
+    /// Plugin name from the config.
+    pub name: Arc<str>,
+    /// `sha256:<hex>` of the component bytes.
+    pub digest: String,
+    /// What the plugin says about itself.
+    pub metadata: bindings::Metadata,
+    /// Its limits.
+    pub limits: Limits,
+    /// The tables it may touch.
+    pub grant: Arc<Grant>,
+    /// Whether it came from the compiled-component cache.
+    pub provenance: Provenance,
+    engine: Engine,
+    pre: ProjectionPre<HostState>,
+    _ticker: Arc<engine::EpochTicker>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.name)
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginHost {
+    /// An engine and linker; compiled components are cached in `cache_dir`.
+    pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        let engine = engine::build_engine()?;
+        let mut linker = Linker::new(&engine);
+        host::add_to_linker(&mut linker)?;
+        let cache = ComponentCache::new(&engine, cache_dir);
+        let ticker = engine::EpochTicker::start(&engine)?;
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            ticker: Arc::new(ticker),
+        })
+    }
+
+    /// Reads, compiles (or loads from the cache) and validates the plugin at
+    /// `path`.
+    pub fn load_file(
+        &self,
+        name: &str,
+        path: &Path,
+        tables: &[String],
+        limits: Limits,
+    ) -> Result<LoadedPlugin, PluginError> {
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+            name: name.to_owned(),
+            path: path.to_owned(),
+            source,
+        })?;
+        self.load_bytes(name, &path.display().to_string(), &bytes, tables, limits)
+    }
+
+    /// Compiles (or loads from the cache) and validates a component:
+    /// checks its imports and exports against the contract, type-checks it
+    /// against the linker, instantiates it once and reads its metadata.
+    pub fn load_bytes(
+        &self,
+        name: &str,
+        origin: &str,
+        bytes: &[u8],
+        tables: &[String],
+        limits: Limits,
+    ) -> Result<LoadedPlugin, PluginError> {
+        let digest = cache::digest(bytes);
+        let (component, provenance) =
+            self.cache
+                .load(&self.engine, bytes, &digest)
+                .map_err(|e| PluginError::Compile {
+                    name: name.to_owned(),
+                    path: origin.to_owned(),
+                    reason: format!("{e:#}"),
+                })?;
+        let problems = contract::check(&self.engine, &component);
+        let contract_err = |problems| PluginError::Contract {
+            name: name.to_owned(),
+            path: origin.to_owned(),
+            problems,
+        };
+        if !problems.is_empty() {
+            return Err(contract_err(problems));
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(ProjectionPre::new)
+            .map_err(|e| contract_err(vec![format!("{e:#}")]))?;
+        let grant = Arc::new(Grant::new(name, tables));
+        let name: Arc<str> = name.into();
+        let mut store = new_store(
+            &self.engine,
+            &name,
+            None,
+            AuthScope::default(),
+            &grant,
+            limits,
+        );
+        let metadata = pre
+            .instantiate(&mut store)
+            .map_err(|e| PluginError::Instantiate {
+                name: name.to_string(),
+                what: "instantiation failed",
+                reason: format!("{e:#}"),
+            })
+            .and_then(|p: Projection| {
+                p.ferry_plugin_handler()
+                    .call_metadata(&mut store)
+                    .map_err(|e| PluginError::Instantiate {
+                        name: name.to_string(),
+                        what: "calling `metadata` failed",
+                        reason: format!("{e:#}"),
+                    })
+            })?;
+        tracing::debug!(plugin = %name, %digest, ?provenance, version = %metadata.version,
+            "Loaded and validated the plugin.");
+        Ok(LoadedPlugin {
+            name,
+            digest,
+            metadata,
+            limits,
+            grant,
+            provenance,
+            engine: self.engine.clone(),
+            pre,
+            _ticker: Arc::clone(&self.ticker),
+        })
+    }
+}
+
+/// A fresh wasmtime store for one instance of a plugin.
+fn new_store(
+    engine: &Engine,
+    name: &Arc<str>,
+    conn: Option<crate::store::SharedConn>,
+    scope: AuthScope,
+    grant: &Arc<Grant>,
+    limits: Limits,
+) -> Store<HostState> {
+    let ctx = StoreCtx::new(conn, scope, Arc::clone(grant));
+    let state = HostState::new(Arc::clone(name), ctx, limits.memory_bytes);
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.epoch_deadline_trap();
+    store.set_epoch_deadline(engine::deadline_ticks(limits.timeout));
+    store
+}

@@ -1,0 +1,4 @@
+//! Event sources: each turns records from somewhere into [`crate::Event`]s
+//! in partition order and drives the pipeline.
+
+pub mod replay;

@@ -1,0 +1,48 @@
+//! ferry's own tables. Plugins can never see them (see `authorizer`).
+
+/// Version of the schema below, kept in `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Creates ferry's tables if they do not exist yet.
+pub const DDL: &str = r#"
+CREATE TABLE IF NOT EXISTS ferry_checkpoints (
+    source        TEXT    NOT NULL,
+    "partition"   INTEGER NOT NULL,
+    "offset"      INTEGER NOT NULL,
+    plugin_digest TEXT    NOT NULL,
+    generation    INTEGER NOT NULL DEFAULT 0,
+    updated_at    TEXT    NOT NULL,
+    PRIMARY KEY (source, "partition")
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS ferry_dead_letters (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    source          TEXT    NOT NULL,
+    "partition"     INTEGER NOT NULL,
+    "offset"        INTEGER NOT NULL,
+    event_type      TEXT,
+    event_key       BLOB,
+    payload         BLOB    NOT NULL,
+    headers         TEXT    NOT NULL,
+    timestamp_ms    INTEGER,
+    plugin          TEXT,
+    plugin_digest   TEXT,
+    error_class     TEXT    NOT NULL,
+    error_message   TEXT    NOT NULL,
+    attempts        INTEGER NOT NULL,
+    first_failed_at TEXT    NOT NULL,
+    last_failed_at  TEXT    NOT NULL,
+    UNIQUE (source, "partition", "offset")
+);
+
+CREATE TABLE IF NOT EXISTS ferry_plugins (
+    name           TEXT PRIMARY KEY,
+    digest         TEXT    NOT NULL,
+    version        TEXT    NOT NULL,
+    schema_version INTEGER NOT NULL,
+    activated_at   TEXT    NOT NULL
+) WITHOUT ROWID;
+"#;
+
+/// SQL expression for "now" as an RFC 3339 UTC timestamp with milliseconds.
+pub const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";

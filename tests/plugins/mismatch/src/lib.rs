@@ -1,0 +1,18 @@
+//! A valid WASI 0.2 component exporting something other than ferry's
+//! `handler`: ferry must refuse it at load time, naming what is missing.
+
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+mod component {
+    wit_bindgen::generate!({ path: "wit", world: "not-a-projection", generate_all });
+
+    struct Greeter;
+
+    impl exports::acme::other::greeter::Guest for Greeter {
+        fn greet(name: String) -> String {
+            format!("hello {name}")
+        }
+    }
+
+    export!(Greeter);
+}

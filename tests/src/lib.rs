@@ -1,0 +1,218 @@
+//! Shared helpers for ferry's integration tests: where the built plugins and
+//! the `ferry` binary are, throwaway workspaces with a config, bounded
+//! child processes, and SQLite inspection.
+//!
+//! Build the plugins and the binary first: `scripts/test` does it, or
+//! `scripts/build-plugins && cargo build -p ferry`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
+}
+
+/// A built plugin component, e.g. `plugin("chaos_plugin")`.
+pub fn plugin(name: &str) -> PathBuf {
+    let p = repo_root()
+        .join("dist/plugins")
+        .join(format!("{name}.wasm"));
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/build-plugins (or scripts/test) first",
+        p.display()
+    );
+    p
+}
+
+/// The `ferry` binary of this build (same target directory as the tests).
+pub fn ferry_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let bin = dir.join("ferry");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p ferry` (scripts/test does) first",
+        bin.display()
+    );
+    bin
+}
+
+/// A throwaway directory holding a config, a database and event files.
+pub struct Workspace {
+    /// The directory (deleted on drop).
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for Workspace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Workspace {
+    /// An empty workspace.
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// A path inside the workspace.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a file and returns its path.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, contents).expect("write");
+        p
+    }
+
+    /// Writes `config.toml` from `body` (plugin paths may use `{chaos}`,
+    /// `{games}` and `{mismatch}`). Unless the body has a `[runtime]`
+    /// table, the compiled-component cache is shared by all tests.
+    pub fn config(&self, body: &str) -> PathBuf {
+        let mut body = body.to_owned();
+        if !body.contains("[runtime]") {
+            let cache = std::env::temp_dir().join("ferry-test-component-cache");
+            body.push_str(&format!(
+                "\n[runtime]\ncomponent_cache = {}\n",
+                toml_path(&cache)
+            ));
+        }
+        let body = body
+            .replace("{chaos}", &toml_path(&plugin("chaos_plugin")))
+            .replace("{games}", &toml_path(&plugin("game_projection")))
+            .replace("{mismatch}", &toml_path(&plugin("mismatch_plugin")));
+        self.write("config.toml", body)
+    }
+
+    /// The database file the default test configs use.
+    pub fn db(&self) -> PathBuf {
+        self.path("ferry.db")
+    }
+
+    /// Opens the database read-only.
+    pub fn open_db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(self.db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open db")
+    }
+
+    /// Runs `ferry ARGS` in the workspace, killing it after `limit`.
+    pub fn ferry(&self, args: &[&str], limit: Duration) -> Output {
+        run_bounded(
+            Command::new(ferry_bin())
+                .args(args)
+                .current_dir(self.dir.path())
+                .env("FERRY_LOG", "warn"),
+            limit,
+        )
+    }
+}
+
+/// A path as a TOML string literal.
+pub fn toml_path(p: &Path) -> String {
+    format!("{:?}", p.display().to_string())
+}
+
+/// The result of a bounded child process.
+#[derive(Debug)]
+pub struct Output {
+    /// Exit status (`None` if it was killed at the time limit).
+    pub status: Option<ExitStatus>,
+    /// Its stdout.
+    pub stdout: String,
+    /// Its stderr.
+    pub stderr: String,
+}
+
+impl Output {
+    /// The exit code (panics if killed or signalled).
+    pub fn code(&self) -> i32 {
+        self.status
+            .and_then(|s| s.code())
+            .unwrap_or_else(|| panic!("ferry did not exit normally: {self:#?}"))
+    }
+}
+
+/// Runs a command to completion, killing it after `limit`.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = wait_bounded(&mut child, limit);
+    Output {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    }
+}
+
+/// Waits for `child` at most `limit`, then kills it (`None`).
+pub fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            return Some(s);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends SIGKILL to a child process.
+pub fn sigkill(child: &Child) {
+    let pid = i32::try_from(child.id()).expect("pid");
+    #[allow(unsafe_code)]
+    // SAFETY: kill(2) with a pid we spawned and own; no memory is involved.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+}
+
+/// Runs a query returning one integer.
+pub fn count(conn: &rusqlite::Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// A JSONL envelope line.
+pub fn envelope(event_type: &str, key: Option<&str>, payload: &serde_json::Value) -> String {
+    let mut v = serde_json::json!({ "type": event_type, "payload": payload });
+    if let Some(k) = key {
+        v["key"] = serde_json::Value::String(k.to_owned());
+    }
+    v.to_string()
+}

@@ -16,7 +16,8 @@
 //!   `log`, `clock`) plus WASI stdio into the log.
 //! - [`store`]: SQLite: transactions, checkpoints, dead letters, plugin
 //!   registry, the authorizer.
-//! - [`source`]: event sources (`replay`).
+//! - [`source`]: event sources (`replay`, `kafka`, the `embedded` broker).
+//! - [`run`]: `ferry run`'s main loop.
 //! - [`app`]: assembling a pipeline from a config.
 //! - [`cli`]: the `ferry` command line.
 
@@ -28,6 +29,7 @@ pub mod host;
 pub mod pipeline;
 pub mod plugin;
 pub mod router;
+pub mod run;
 pub mod source;
 pub mod store;
 

@@ -52,7 +52,7 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
         );
     }
     for s in &config.sources {
-        println!("  source {} ({:?})", s.name, s.kind);
+        println!("  source {} ({})", s.name(), s.kind());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 
 mod check;
 mod replay;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ enum Command {
     Check(ConfigArgs),
     /// Feed events from a JSON Lines file through the pipeline.
     Replay(replay::ReplayArgs),
+    /// Run the configured sources until Ctrl-C (or SIGTERM).
+    Run(ConfigArgs),
 }
 
 /// `--config` and `--db`, shared by every command that opens the store.
@@ -73,6 +76,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Replay(args) => replay::run(&args),
+        Command::Run(args) => run::run(&args),
     };
     match result {
         Ok(code) => code,

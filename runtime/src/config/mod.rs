@@ -11,7 +11,9 @@ use serde::Deserialize;
 use crate::store::{StoreOptions, Synchronous};
 
 pub use plugins::{FailurePolicy, PluginConfig};
-pub use sources::{EventTypeFrom, SourceConfig, SourceKind};
+pub use sources::{
+    EventTypeFrom, FORBIDDEN_LIBRDKAFKA, KafkaMode, KafkaSourceConfig, SourceConfig, StartFrom,
+};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -32,6 +34,10 @@ pub struct Config {
     /// Where events come from.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
+    /// The embedded broker and sample publisher used by sources whose
+    /// `brokers = "embedded"`.
+    #[serde(default)]
+    pub embedded: EmbeddedConfig,
     /// Directory relative paths are resolved against (the config file's
     /// directory); not a key of the file.
     #[serde(skip)]
@@ -91,7 +97,7 @@ impl StoreConfig {
 }
 
 /// `[runtime]`
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeConfig {
     /// Directory for precompiled components, keyed by content digest
@@ -99,6 +105,67 @@ pub struct RuntimeConfig {
     /// database. Set to an empty string to compile on every start.
     #[serde(default)]
     pub component_cache: Option<PathBuf>,
+    /// How often `ferry run` logs a progress line (events/s, lag per
+    /// partition, outcomes), in milliseconds; 0 turns it off.
+    #[serde(default = "default_progress_interval_ms")]
+    pub progress_interval_ms: u64,
+}
+
+fn default_progress_interval_ms() -> u64 {
+    5_000
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            component_cache: None,
+            progress_interval_ms: default_progress_interval_ms(),
+        }
+    }
+}
+
+/// `[embedded]`: librdkafka's in-process mock cluster and a sample
+/// publisher playing Catalog, for sources with `brokers = "embedded"`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// Partitions of each topic created on the embedded broker.
+    #[serde(default = "default_embedded_partitions")]
+    pub partitions: i32,
+    /// Whether the sample publisher runs.
+    #[serde(default = "default_true")]
+    pub publisher: bool,
+    /// Events per second the sample publisher produces.
+    #[serde(default = "default_publish_rate")]
+    pub publish_rate: u32,
+    /// Distinct games (keys) the sample publisher creates, updates and
+    /// deletes.
+    #[serde(default = "default_games")]
+    pub games: u32,
+}
+
+fn default_embedded_partitions() -> i32 {
+    8
+}
+fn default_true() -> bool {
+    true
+}
+fn default_publish_rate() -> u32 {
+    200
+}
+fn default_games() -> u32 {
+    1_000
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        Self {
+            partitions: default_embedded_partitions(),
+            publisher: true,
+            publish_rate: default_publish_rate(),
+            games: default_games(),
+        }
+    }
 }
 
 /// What happens to an event whose type no plugin handles.
@@ -298,6 +365,22 @@ impl Config {
         }
         if self.store.path.as_os_str().is_empty() {
             p.push("store.path must not be empty".into());
+        }
+        let e = &self.embedded;
+        if !(1..=1_000).contains(&e.partitions) {
+            p.push(format!(
+                "embedded.partitions must be between 1 and 1000, not {}",
+                e.partitions
+            ));
+        }
+        if e.publish_rate > 1_000_000 {
+            p.push(format!(
+                "embedded.publish_rate must be at most 1000000 events/s, not {}",
+                e.publish_rate
+            ));
+        }
+        if e.games == 0 {
+            p.push("embedded.games must be at least 1".into());
         }
         plugins::validate(&self.plugins, &mut p);
         sources::validate(&self.sources, &mut p);

@@ -30,42 +30,134 @@ impl Default for EventTypeFrom {
 /// The default event-type header.
 pub const DEFAULT_HEADER: &str = "event-type";
 
-/// The kind of a source.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum SourceKind {
-    /// A Kafka topic set.
-    Kafka,
+/// One `[[sources]]` entry, chosen by its `kind`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum SourceConfig {
+    /// `kind = "kafka"`: one or more Kafka topics.
+    Kafka(KafkaSourceConfig),
 }
 
-/// One `[[sources]]` entry.
+impl SourceConfig {
+    /// The source's name.
+    pub fn name(&self) -> &str {
+        match self {
+            SourceConfig::Kafka(k) => &k.name,
+        }
+    }
+
+    /// How the event type of each record is found.
+    pub fn event_type(&self) -> &EventTypeFrom {
+        match self {
+            SourceConfig::Kafka(k) => &k.event_type,
+        }
+    }
+
+    /// The kind, as written in the file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::Kafka(_) => "kafka",
+        }
+    }
+}
+
+/// How a Kafka source divides partitions between ferry instances.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum KafkaMode {
+    /// Every instance consumes every partition (assign, no group
+    /// balancing) and keeps a full local copy: event-carried state transfer.
+    #[default]
+    Replica,
+    /// Consumer-group balancing: each partition belongs to one instance.
+    Group,
+}
+
+/// Where a partition without a checkpoint in SQLite starts.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartFrom {
+    /// The earliest retained offset: rebuild the projection of the
+    /// partition (cheap on compacted topics).
+    #[default]
+    Earliest,
+    /// The end: only events produced from now on.
+    Latest,
+    /// The group's committed offset (falling back to librdkafka's
+    /// `auto.offset.reset`, default `earliest`, when there is none).
+    Committed,
+}
+
+/// librdkafka properties ferry owns and refuses in the pass-through table.
+pub const FORBIDDEN_LIBRDKAFKA: [(&str, &str); 5] = [
+    (
+        "enable.auto.commit",
+        "ferry commits offsets itself, only after the SQLite commit",
+    ),
+    (
+        "enable.auto.offset.store",
+        "ferry stores offsets itself, only after the SQLite commit",
+    ),
+    ("group.id", "use the source's `group_id`"),
+    ("bootstrap.servers", "use the source's `brokers`"),
+    ("metadata.broker.list", "use the source's `brokers`"),
+];
+
+/// `kind = "kafka"`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct SourceConfig {
-    /// Unique name; checkpoints and dead letters are keyed by it, so
-    /// renaming a source starts it from scratch. `replay` is reserved.
+pub struct KafkaSourceConfig {
+    /// Unique name; checkpoints are keyed by `<name>/<topic>` and the
+    /// partition, so renaming a source starts it from scratch. `replay` is
+    /// reserved.
     pub name: String,
-    /// `kafka`.
-    pub kind: SourceKind,
     /// How the event type of each record is found.
     #[serde(default)]
     pub event_type: EventTypeFrom,
+    /// `host:port,host:port`, or `embedded` for librdkafka's in-process
+    /// mock cluster (a real Kafka-protocol listener on a loopback port).
+    pub brokers: String,
+    /// The topics to consume.
+    pub topics: Vec<String>,
+    /// `replica` (default: every partition, full local copy) or `group`
+    /// (consumer-group balancing).
+    #[serde(default)]
+    pub mode: KafkaMode,
+    /// Consumer group. Required in `group` mode. In `replica` mode it is
+    /// optional and only used for the advisory offset commits (give every
+    /// instance its own).
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// Where a partition with no checkpoint in SQLite starts: `earliest`
+    /// (default), `latest` or `committed`.
+    #[serde(default)]
+    pub start_without_checkpoint: StartFrom,
+    /// Extra librdkafka client properties (security, timeouts, fetch
+    /// sizes), passed through as they are. `enable.auto.commit`,
+    /// `enable.auto.offset.store`, `group.id` and `bootstrap.servers` are
+    /// refused: ferry owns them.
+    #[serde(default)]
+    pub librdkafka: std::collections::BTreeMap<String, String>,
 }
 
 pub(super) fn validate(sources: &[SourceConfig], p: &mut Vec<String>) {
     let mut names = HashSet::new();
     for (i, s) in sources.iter().enumerate() {
         let key = format!("sources[{i}]");
-        if s.name.is_empty() || s.name.len() > 64 {
-            p.push(format!("{key}.name must be 1 to 64 characters"));
-        } else if s.name == "replay" {
+        let name = s.name();
+        if name.is_empty() || name.len() > 64 || name.contains('/') {
+            p.push(format!("{key}.name must be 1 to 64 characters without `/`"));
+        } else if name == "replay" {
             p.push(format!(
                 "{key}.name `replay` is reserved for `ferry replay`"
             ));
-        } else if !names.insert(s.name.as_str()) {
-            p.push(format!("{key}.name `{}` is used by another source", s.name));
+        } else if !names.insert(name) {
+            p.push(format!("{key}.name `{name}` is used by another source"));
         }
-        let et = &s.event_type;
+        match s {
+            SourceConfig::Kafka(k) => validate_kafka(&key, k, p),
+        }
+        let et = s.event_type();
         if et.header.is_some() && et.pointer.is_some() {
             p.push(format!(
                 "{key}.event_type: set either `header` or `pointer`, not both"
@@ -82,6 +174,48 @@ pub(super) fn validate(sources: &[SourceConfig], p: &mut Vec<String>) {
             && h.trim().is_empty()
         {
             p.push(format!("{key}.event_type.header must not be empty"));
+        }
+    }
+}
+
+fn validate_kafka(key: &str, k: &KafkaSourceConfig, p: &mut Vec<String>) {
+    if k.brokers.trim().is_empty() {
+        p.push(format!(
+            "{key}.brokers must name at least one broker, or be `embedded`"
+        ));
+    }
+    if k.topics.is_empty() {
+        p.push(format!("{key}.topics must list at least one topic"));
+    }
+    let mut seen = HashSet::new();
+    for t in &k.topics {
+        let ok = !t.is_empty()
+            && t.len() <= 249
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !ok {
+            p.push(format!(
+                "{key}.topics: `{t}` is not a valid Kafka topic name"
+            ));
+        } else if !seen.insert(t) {
+            p.push(format!("{key}.topics: `{t}` is listed twice"));
+        }
+    }
+    match (&k.mode, &k.group_id) {
+        (KafkaMode::Group, None) => {
+            p.push(format!("{key}.group_id is required when mode = \"group\""))
+        }
+        (_, Some(g)) if g.trim().is_empty() => p.push(format!("{key}.group_id must not be empty")),
+        _ => {}
+    }
+    if k.start_without_checkpoint == StartFrom::Committed && k.group_id.is_none() {
+        p.push(format!(
+            "{key}.start_without_checkpoint = \"committed\" needs a group_id to read committed offsets from"
+        ));
+    }
+    for (prop, why) in FORBIDDEN_LIBRDKAFKA {
+        if k.librdkafka.contains_key(prop) {
+            p.push(format!("{key}.librdkafka.\"{prop}\" is not allowed: {why}"));
         }
     }
 }

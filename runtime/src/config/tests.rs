@@ -74,7 +74,11 @@ tables = ["T"]
 [[sources]]
 name = "replay"
 kind = "kafka"
+brokers = ""
+topics = ["ok", "bad topic"]
+mode = "group"
 event_type = { header = "x", pointer = "y" }
+librdkafka = { "enable.auto.commit" = "true" }
 "#,
     );
     let p = c.validate();
@@ -96,13 +100,17 @@ event_type = { header = "x", pointer = "y" }
         "sources[0].name `replay` is reserved",
         "sources[0].event_type: set either `header` or `pointer`",
         "sources[0].event_type.pointer `y` must be a JSON pointer",
+        "sources[0].brokers must name at least one broker",
+        "sources[0].topics: `bad topic` is not a valid Kafka topic name",
+        "sources[0].group_id is required when mode = \"group\"",
+        "sources[0].librdkafka.\"enable.auto.commit\" is not allowed",
     ] {
         assert!(
             p.iter().any(|m| m.contains(expected)),
             "missing {expected:?} in {p:#?}"
         );
     }
-    assert_eq!(p.len(), 17, "{p:#?}");
+    assert_eq!(p.len(), 21, "{p:#?}");
 }
 
 #[test]

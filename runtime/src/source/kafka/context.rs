@@ -1,0 +1,198 @@
+//! The consumer context: partition ownership with an assignment
+//! generation, high watermarks from librdkafka's statistics, and (in
+//! `group` mode) the rebalance choreography: on assignment every partition
+//! is positioned at its SQLite checkpoint before consumption starts; on
+//! revocation the partition stops being owned at once, so nothing polled
+//! for it before is ever applied, and the offsets already durable in SQLite
+//! are committed to the group for the next owner.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rdkafka::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaResult;
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+
+use crate::config::StartFrom;
+use crate::store::checkpoint;
+
+/// `(topic, partition)`.
+pub type TopicPartition = (String, i32);
+
+/// Which partitions this consumer owns, and since which assignment.
+#[derive(Debug, Default)]
+pub struct Ownership {
+    /// Incremented on every assignment change.
+    pub generation: u64,
+    /// Owned partitions and the generation they were assigned in.
+    pub owned: HashMap<TopicPartition, u64>,
+}
+
+/// State shared between the consumer's callbacks and the source.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Partition ownership.
+    pub ownership: Mutex<Ownership>,
+    /// High watermarks from the latest statistics.
+    pub high_watermarks: Mutex<HashMap<TopicPartition, i64>>,
+    /// Next offset to commit per partition (durable in SQLite).
+    pub durable: Mutex<HashMap<TopicPartition, i64>>,
+}
+
+/// The librdkafka context of a ferry Kafka source.
+pub struct FerryContext {
+    /// Source name (checkpoint keys are `<source>/<topic>`).
+    pub source: String,
+    /// SQLite file holding the checkpoints.
+    pub db_path: PathBuf,
+    /// Where partitions without a checkpoint start.
+    pub start: StartFrom,
+    /// Whether a group id is set (commits are possible).
+    pub commits: bool,
+    /// Shared with the source.
+    pub shared: Arc<Shared>,
+}
+
+impl ClientContext for FerryContext {
+    fn stats(&self, statistics: Statistics) {
+        let mut hw = self.shared.high_watermarks.lock();
+        for (topic, t) in statistics.topics {
+            for (p, part) in t.partitions {
+                if p >= 0 && part.hi_offset >= 0 {
+                    hw.insert((topic.clone(), p), part.hi_offset);
+                }
+            }
+        }
+    }
+}
+
+impl FerryContext {
+    /// The offset to start `(topic, partition)` from: checkpoint + 1, or
+    /// the `start_without_checkpoint` choice.
+    pub fn start_offset(&self, conn: &rusqlite::Connection, topic: &str, partition: i32) -> Offset {
+        let key = format!("{}/{topic}", self.source);
+        match checkpoint::load(conn, &key, partition) {
+            Ok(Some(o)) => Offset::Offset(o + 1),
+            Ok(None) => match self.start {
+                StartFrom::Earliest => Offset::Beginning,
+                StartFrom::Latest => Offset::End,
+                StartFrom::Committed => Offset::Stored,
+            },
+            Err(e) => {
+                tracing::error!(source = %self.source, topic, partition, error = %e,
+                    "Reading a checkpoint failed; starting the partition from its stored group offset.");
+                Offset::Stored
+            }
+        }
+    }
+
+    fn position_at_checkpoints(&self, tpl: &mut TopicPartitionList) {
+        let conn = match crate::store::open_read_only(&self.db_path) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot read checkpoints for a new assignment.");
+                return;
+            }
+        };
+        let parts: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        for (topic, p) in parts {
+            let offset = self.start_offset(&conn, &topic, p);
+            if let Err(e) = tpl.set_partition_offset(&topic, p, offset) {
+                tracing::error!(topic, partition = p, error = %e, "Cannot set a start offset.");
+            }
+        }
+    }
+
+    fn commit_durable(&self, consumer: &BaseConsumer<Self>, revoked: &TopicPartitionList) {
+        if !self.commits {
+            return;
+        }
+        let durable = self.shared.durable.lock();
+        let mut tpl = TopicPartitionList::new();
+        for e in revoked.elements() {
+            if let Some(o) = durable.get(&(e.topic().to_owned(), e.partition())) {
+                let _ = tpl.add_partition_offset(e.topic(), e.partition(), Offset::Offset(*o));
+            }
+        }
+        drop(durable);
+        if tpl.count() > 0
+            && let Err(e) = consumer.commit(&tpl, CommitMode::Sync)
+        {
+            tracing::warn!(error = %e, "Committing durable offsets on revocation failed; the next owner starts from its own checkpoint or an older group offset.");
+        }
+    }
+}
+
+impl ConsumerContext for FerryContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            rdkafka::consumer::RebalanceProtocol::Cooperative
+        );
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.position_at_checkpoints(tpl);
+                {
+                    let mut own = self.shared.ownership.lock();
+                    own.generation += 1;
+                    let g = own.generation;
+                    if !cooperative {
+                        own.owned.clear();
+                    }
+                    for e in tpl.elements() {
+                        own.owned.insert((e.topic().to_owned(), e.partition()), g);
+                    }
+                    tracing::info!(source = %self.source, generation = g, partitions = tpl.count(),
+                        "Partitions were assigned; each starts at its SQLite checkpoint.");
+                }
+                let r: KafkaResult<()> = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "Applying a partition assignment failed.");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                {
+                    let mut own = self.shared.ownership.lock();
+                    own.generation += 1;
+                    for e in tpl.elements() {
+                        own.owned.remove(&(e.topic().to_owned(), e.partition()));
+                    }
+                    tracing::info!(source = %self.source, generation = own.generation, partitions = tpl.count(),
+                        "Partitions were revoked; events polled for them are dropped, not applied.");
+                }
+                self.commit_durable(consumer, tpl);
+                let r = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "Releasing revoked partitions failed.");
+                }
+            }
+            other => {
+                tracing::error!(error = ?other, "A rebalance failed; librdkafka will retry it.");
+                let _ = consumer.unassign();
+                self.shared.ownership.lock().owned.clear();
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Kafka helpers: produce with headers, read watermarks, committed offsets
+//! and ferry's checkpoints, and run `ferry run` as a child process.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+/// Produces `(event type, key, payload)` records with an `event-type`
+/// header and waits until all are acknowledged.
+pub fn produce<'a>(
+    bootstrap: &str,
+    topic: &str,
+    events: impl IntoIterator<Item = (&'a str, String, String)>,
+) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    for (ty, key, payload) in events {
+        let mut record =
+            BaseRecord::to(topic)
+                .key(&key)
+                .payload(&payload)
+                .headers(OwnedHeaders::new().insert(Header {
+                    key: "event-type",
+                    value: Some(ty),
+                }));
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    record = r;
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// `n` Append events for the chaos plugin, keys `k0..k{keys}`, payload
+/// `{"n": i}` (unique per event).
+pub fn appends(
+    from: u64,
+    n: u64,
+    keys: u64,
+) -> impl Iterator<Item = (&'static str, String, String)> {
+    (from..from + n).map(move |i| ("Append", format!("k{}", i % keys), format!("{{\"n\":{i}}}")))
+}
+
+fn consumer(bootstrap: &str, group: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer")
+}
+
+/// High watermark of each partition of `topic`.
+pub fn high_watermarks(bootstrap: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let c = consumer(bootstrap, "ferry-tests-watermarks");
+    (0..partitions)
+        .map(|p| {
+            c.fetch_watermarks(topic, p, Duration::from_secs(10))
+                .expect("watermarks")
+                .1
+        })
+        .collect()
+}
+
+/// The group's committed offset of each partition (`None` if none).
+pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<Option<i64>> {
+    let c = consumer(bootstrap, group);
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    (0..partitions)
+        .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => Some(o),
+            _ => None,
+        })
+        .collect()
+}
+
+/// ferry's checkpoints of `source_key` (`<source>/<topic>`) by partition.
+pub fn checkpoints(db: &Path, source_key: &str) -> BTreeMap<i32, i64> {
+    if !db.exists() {
+        return BTreeMap::new();
+    }
+    let Ok(c) =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return BTreeMap::new();
+    };
+    let Ok(mut s) =
+        c.prepare(r#"SELECT "partition", "offset" FROM ferry_checkpoints WHERE source = ?1"#)
+    else {
+        return BTreeMap::new();
+    };
+    s.query_map([source_key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map(|rows| rows.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+/// Whether ferry's checkpoints have reached every high watermark.
+pub fn caught_up(db: &Path, source_key: &str, high: &[i64]) -> bool {
+    let cps = checkpoints(db, source_key);
+    high.iter().enumerate().all(|(p, &h)| {
+        h == 0
+            || cps
+                .get(&i32::try_from(p).expect("partition"))
+                .is_some_and(|&o| o + 1 >= h)
+    })
+}
+
+/// Polls `cond` every 50 ms until it holds or `limit` passes.
+pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
+/// A running `ferry` child whose stdout and stderr are collected.
+pub struct Running {
+    /// The process.
+    pub child: Child,
+    /// Everything it wrote so far (stdout and stderr interleaved by line).
+    pub output: Arc<Mutex<String>>,
+}
+
+impl Running {
+    /// Starts `ferry ARGS` in `dir`.
+    pub fn start(dir: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(crate::ferry_bin())
+            .args(args)
+            .current_dir(dir)
+            .env("FERRY_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ferry");
+        let output = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let out = Arc::clone(&output);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut o = out.lock().expect("output");
+                    o.push_str(&line);
+                    o.push('\n');
+                }
+            });
+        }
+        Self { child, output }
+    }
+
+    /// What it wrote so far.
+    pub fn output(&self) -> String {
+        self.output.lock().expect("output").clone()
+    }
+
+    /// Sends SIGINT and waits (bounded) for a clean exit.
+    pub fn interrupt(mut self, limit: Duration) -> (Option<std::process::ExitStatus>, String) {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        #[allow(unsafe_code)]
+        // SAFETY: kill(2) on our own child; no memory is involved.
+        unsafe {
+            libc::kill(pid, libc::SIGINT);
+        }
+        let status = crate::wait_bounded(&mut self.child, limit);
+        std::thread::sleep(Duration::from_millis(100));
+        (status, self.output())
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(mut self) {
+        crate::sigkill(&self.child);
+        let _ = crate::wait_bounded(&mut self.child, Duration::from_secs(10));
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,6 +1,7 @@
 //! The `ferry` command line (the binary is a thin wrapper around [`main`]).
 
 mod check;
+mod dlq;
 mod replay;
 mod run;
 
@@ -28,6 +29,8 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Run the configured sources until Ctrl-C (or SIGTERM).
     Run(ConfigArgs),
+    /// Inspect and manage dead letters: list, show, retry, purge.
+    Dlq(dlq::DlqArgs),
 }
 
 /// `--config` and `--db`, shared by every command that opens the store.
@@ -77,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Replay(args) => replay::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Dlq(args) => dlq::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -199,6 +199,40 @@ pub struct PipelineConfig {
     /// Backoff between attempts at a failing event.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// Stops a partition that dead-letters too much.
+    #[serde(default)]
+    pub dead_letter_guard: DeadLetterGuard,
+}
+
+/// `[pipeline.dead_letter_guard]`: if more than `max_dead_letters` of the
+/// last `window_events` events of a partition were dead-lettered, the next
+/// event that would be dead-lettered stops the partition instead, so a
+/// broken plugin cannot shovel a whole topic into the dead-letter table.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterGuard {
+    /// How many recent events of a partition the guard looks at.
+    #[serde(default = "default_guard_window")]
+    pub window_events: u32,
+    /// Most dead letters allowed in that window (0 turns the guard off).
+    #[serde(default = "default_guard_max")]
+    pub max_dead_letters: u32,
+}
+
+fn default_guard_window() -> u32 {
+    100
+}
+fn default_guard_max() -> u32 {
+    20
+}
+
+impl Default for DeadLetterGuard {
+    fn default() -> Self {
+        Self {
+            window_events: default_guard_window(),
+            max_dead_letters: default_guard_max(),
+        }
+    }
 }
 
 fn default_batch_size() -> usize {
@@ -215,6 +249,7 @@ impl Default for PipelineConfig {
             linger_ms: default_linger_ms(),
             unknown_event_type: UnknownEventPolicy::default(),
             retry: RetryConfig::default(),
+            dead_letter_guard: DeadLetterGuard::default(),
         }
     }
 }
@@ -361,6 +396,18 @@ impl Config {
             p.push(format!(
                 "pipeline.retry.jitter must be between 0 and 1, not {}",
                 r.jitter
+            ));
+        }
+        let g = &pl.dead_letter_guard;
+        if g.max_dead_letters > 0 && !(1..=1_000_000).contains(&g.window_events) {
+            p.push(format!(
+                "pipeline.dead_letter_guard.window_events must be between 1 and 1000000, not {}",
+                g.window_events
+            ));
+        } else if g.max_dead_letters > g.window_events {
+            p.push(format!(
+                "pipeline.dead_letter_guard.max_dead_letters ({}) must not exceed window_events ({})",
+                g.max_dead_letters, g.window_events
             ));
         }
         if self.store.path.as_os_str().is_empty() {

@@ -15,20 +15,22 @@
 //! partition (invariant 3).
 
 pub mod backoff;
+mod failures;
+pub mod redrive;
 pub mod stats;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::config::{FailurePolicy, PipelineConfig, PluginConfig, UnknownEventPolicy};
+use crate::config::{DeadLetterGuard, PipelineConfig, PluginConfig, UnknownEventPolicy};
 use crate::event::Event;
 use crate::plugin::bindings::Handled;
-use crate::plugin::{Failure, FailureKind, LoadedPlugin, PluginInstance};
+use crate::plugin::{Failure, LoadedPlugin, PluginInstance};
 use crate::router::Router;
-use crate::store::{Db, NewDeadLetter, checkpoint, dead_letter, registry, schema::NOW};
+use crate::store::{Db, checkpoint, registry};
 
 pub use backoff::Backoff;
 pub use stats::{Outcome, Stats};
@@ -95,7 +97,7 @@ struct Slot {
 }
 
 #[derive(Debug, Clone)]
-struct Attempts {
+pub(crate) struct Attempts {
     offset: i64,
     count: u32,
     first_failed_at: String,
@@ -111,6 +113,8 @@ pub struct Pipeline {
     backoff: Backoff,
     checkpoints: HashMap<PartitionKey, Option<i64>>,
     attempts: HashMap<PartitionKey, Attempts>,
+    guard: DeadLetterGuard,
+    guard_windows: HashMap<PartitionKey, VecDeque<bool>>,
     stats: Arc<Stats>,
 }
 
@@ -144,6 +148,8 @@ impl Pipeline {
             backoff: Backoff::new(&config.retry),
             checkpoints: HashMap::new(),
             attempts: HashMap::new(),
+            guard: config.dead_letter_guard.clone(),
+            guard_windows: HashMap::new(),
             stats,
             db,
         };
@@ -209,7 +215,7 @@ impl Pipeline {
     /// transaction. An `Err` means nothing of the batch was committed.
     pub fn apply_batch(&mut self, events: &[Event]) -> anyhow::Result<BatchReport> {
         let mut report = BatchReport::default();
-        let mut touched: BTreeMap<PartitionKey, (i64, BTreeSet<String>)> = BTreeMap::new();
+        let mut touched = Touched::new();
         let mut attempts_after = self.attempts.clone();
         self.db.begin()?;
         let result = self.apply_events(events, &mut report, &mut touched, &mut attempts_after);
@@ -240,7 +246,7 @@ impl Pipeline {
         &mut self,
         events: &[Event],
         report: &mut BatchReport,
-        touched: &mut BTreeMap<PartitionKey, (i64, BTreeSet<String>)>,
+        touched: &mut Touched,
         attempts: &mut HashMap<PartitionKey, Attempts>,
     ) -> anyhow::Result<()> {
         for ev in events {
@@ -273,10 +279,10 @@ impl Pipeline {
                 Ok(handled) => {
                     self.db.release()?;
                     attempts.remove(&key);
-                    let digest = self.slots[i].instance.plugin().digest.clone();
-                    let entry = touched.entry(key).or_insert((ev.offset, BTreeSet::new()));
-                    entry.0 = ev.offset;
-                    entry.1.insert(format!("{plugin}@{digest}"));
+                    let digest = &self.slots[i].instance.plugin().digest;
+                    let stamp = format!("{plugin}@{digest}");
+                    self.guard_record(&key, false);
+                    advance(touched, key, ev.offset, Some(stamp));
                     match handled {
                         Handled::Applied => {
                             report.applied += 1;
@@ -298,242 +304,22 @@ impl Pipeline {
         }
         Ok(())
     }
-
-    /// An event no plugin handles: the `unknown_event_type` policy.
-    fn unroutable(
-        &mut self,
-        ev: &Event,
-        key: &PartitionKey,
-        report: &mut BatchReport,
-        touched: &mut BTreeMap<PartitionKey, (i64, BTreeSet<String>)>,
-    ) -> anyhow::Result<()> {
-        let ty = ev.event_type.as_deref().unwrap_or("-");
-        let failure = Failure::new(
-            FailureKind::UnknownEventType,
-            match &ev.event_type {
-                Some(t) => format!("no plugin handles event type `{t}`"),
-                None => {
-                    "the event has no event type (no type header, ce_type or pointer match)".into()
-                }
-            },
-        );
-        match self.unknown {
-            UnknownEventPolicy::Skip => {
-                report.skipped += 1;
-                self.stats.add("-", ty, Outcome::Skipped, 1);
-                tracing::debug!(event = %ev.position(), event_type = ty, "Skipped an event no plugin handles.");
-            }
-            UnknownEventPolicy::DeadLetter => {
-                self.dead_letter(ev, None, &failure, 1, None)?;
-                report.dead_lettered += 1;
-                self.stats.add("-", ty, Outcome::DeadLettered, 1);
-                report
-                    .notes
-                    .push(note(key, ev, Outcome::DeadLettered, &failure));
-            }
-            UnknownEventPolicy::Fail => {
-                self.stats.add("-", ty, Outcome::Stopped, 1);
-                tracing::error!(event = %ev.position(), event_type = ty, error = %failure,
-                    "Stopped the partition at an event no plugin handles (unknown_event_type = \"fail\").");
-                report.notes.push(note(key, ev, Outcome::Stopped, &failure));
-                report.blocked.insert(
-                    key.clone(),
-                    Blocked {
-                        offset: ev.offset,
-                        event_type: ev.event_type.clone(),
-                        plugin: None,
-                        failure,
-                        attempts: 1,
-                        retry_after: None,
-                    },
-                );
-                return Ok(());
-            }
-        }
-        let entry = touched
-            .entry(key.clone())
-            .or_insert((ev.offset, BTreeSet::new()));
-        entry.0 = ev.offset;
-        Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn failed(
-        &mut self,
-        i: usize,
-        ev: &Event,
-        key: PartitionKey,
-        failure: Failure,
-        report: &mut BatchReport,
-        touched: &mut BTreeMap<PartitionKey, (i64, BTreeSet<String>)>,
-        attempts: &mut HashMap<PartitionKey, Attempts>,
-    ) -> anyhow::Result<()> {
-        let config = &self.slots[i].config;
-        let plugin = config.name.clone();
-        let digest = self.slots[i].instance.plugin().digest.clone();
-        let ty = ev.event_type.clone().unwrap_or_default();
-        let now = self
-            .db
-            .with(|c| c.query_row(&format!("SELECT {NOW}"), [], |r| r.get::<_, String>(0)))?;
-        let entry = attempts
-            .entry(key.clone())
-            .and_modify(|a| {
-                if a.offset != ev.offset {
-                    *a = Attempts {
-                        offset: ev.offset,
-                        count: 0,
-                        first_failed_at: now.clone(),
-                    };
-                }
-            })
-            .or_insert_with(|| Attempts {
-                offset: ev.offset,
-                count: 0,
-                first_failed_at: now.clone(),
-            });
-        entry.count += 1;
-        let n = entry.count;
-        let first_failed_at = entry.first_failed_at.clone();
-        let exhausted = if failure.kind.is_transient() {
-            config.max_retryable_attempts.is_some_and(|m| n >= m)
-        } else {
-            n >= config.max_attempts
-        };
-        if !exhausted {
-            let delay = self.backoff.delay(n);
-            self.stats.add(&plugin, &ty, Outcome::Retried, 1);
-            tracing::warn!(
-                plugin = %plugin, event = %ev.position(), event_type = %ty, attempt = n,
-                retry_in_ms = delay.as_millis() as u64, error_class = %failure.kind, error = %failure.message,
-                "An event failed; its partition waits and retries it."
-            );
-            report.blocked.insert(
-                key,
-                Blocked {
-                    offset: ev.offset,
-                    event_type: ev.event_type.clone(),
-                    plugin: Some(plugin),
-                    failure,
-                    attempts: n,
-                    retry_after: Some(delay),
-                },
-            );
-            return Ok(());
-        }
-        match config.on_failure {
-            FailurePolicy::DeadLetter => {
-                self.dead_letter(
-                    ev,
-                    Some((&plugin, &digest)),
-                    &failure,
-                    n,
-                    Some(&first_failed_at),
-                )?;
-                attempts.remove(&key);
-                report.dead_lettered += 1;
-                self.stats.add(&plugin, &ty, Outcome::DeadLettered, 1);
-                tracing::error!(
-                    plugin = %plugin, event = %ev.position(), event_type = %ty, attempts = n,
-                    error_class = %failure.kind, error = %failure.message,
-                    "An event used up its attempts and was recorded as a dead letter."
-                );
-                report
-                    .notes
-                    .push(note(&key, ev, Outcome::DeadLettered, &failure));
-                let t = touched.entry(key).or_insert((ev.offset, BTreeSet::new()));
-                t.0 = ev.offset;
-                t.1.insert(format!("{plugin}@{digest}"));
-            }
-            FailurePolicy::StopPartition => {
-                self.stats.add(&plugin, &ty, Outcome::Stopped, 1);
-                tracing::error!(
-                    plugin = %plugin, event = %ev.position(), event_type = %ty, attempts = n,
-                    error_class = %failure.kind, error = %failure.message,
-                    "An event used up its attempts; its partition is stopped (on_failure = \"stop-partition\")."
-                );
-                report
-                    .notes
-                    .push(note(&key, ev, Outcome::Stopped, &failure));
-                report.blocked.insert(
-                    key,
-                    Blocked {
-                        offset: ev.offset,
-                        event_type: ev.event_type.clone(),
-                        plugin: Some(plugin),
-                        failure,
-                        attempts: n,
-                        retry_after: None,
-                    },
-                );
-            }
-        }
-        Ok(())
-    }
-
-    /// Records a dead letter for an event that is not a valid event at all
-    /// (for example a malformed replay line) and advances the checkpoint
-    /// past it, in one transaction. Returns `false` (and records nothing)
-    /// when the checkpoint is already past it.
-    pub fn reject(&mut self, ev: &Event, failure: &Failure) -> anyhow::Result<bool> {
-        let key: PartitionKey = (Arc::clone(&ev.source), ev.partition);
-        if self.checkpoint(&key)?.is_some_and(|c| ev.offset <= c) {
-            self.stats.add("-", "-", Outcome::AlreadyApplied, 1);
-            return Ok(false);
-        }
-        self.db.begin()?;
-        let r = self.dead_letter(ev, None, failure, 1, None).and_then(|()| {
-            self.db
-                .with(|c| checkpoint::write(c, &ev.source, ev.partition, ev.offset, "", 0))?;
-            self.db.commit()?;
-            Ok(())
-        });
-        if let Err(e) = r {
-            self.db.rollback();
-            return Err(e);
-        }
-        let c = self.checkpoints.entry(key).or_insert(None);
-        *c = Some(c.map_or(ev.offset, |o| o.max(ev.offset)));
-        self.stats.add(
-            "-",
-            ev.event_type.as_deref().unwrap_or("-"),
-            Outcome::DeadLettered,
-            1,
-        );
-        Ok(true)
-    }
-
-    fn dead_letter(
-        &self,
-        ev: &Event,
-        plugin: Option<(&str, &str)>,
-        failure: &Failure,
-        attempts: u32,
-        first_failed_at: Option<&str>,
-    ) -> anyhow::Result<()> {
-        self.db.with(|c| {
-            dead_letter::record(
-                c,
-                &NewDeadLetter {
-                    event: ev,
-                    plugin: plugin.map(|p| p.0),
-                    plugin_digest: plugin.map(|p| p.1),
-                    error_class: failure.kind.as_str(),
-                    error_message: &failure.message,
-                    attempts,
-                    first_failed_at,
-                },
-            )
-        })?;
-        Ok(())
-    }
 }
 
-fn note(key: &PartitionKey, ev: &Event, outcome: Outcome, failure: &Failure) -> Note {
-    Note {
-        partition: key.clone(),
-        offset: ev.offset,
-        event_type: ev.event_type.clone(),
-        outcome,
-        failure: failure.clone(),
+/// Partitions a batch advanced: last offset and the plugin stamps.
+pub(crate) type Touched = BTreeMap<PartitionKey, (i64, BTreeSet<String>)>;
+
+/// Moves a partition's pending checkpoint to `offset`, stamping the plugin
+/// (`name@digest`) that handled it.
+pub(crate) fn advance(
+    touched: &mut Touched,
+    key: PartitionKey,
+    offset: i64,
+    stamp: Option<String>,
+) {
+    let entry = touched.entry(key).or_insert((offset, BTreeSet::new()));
+    entry.0 = offset;
+    if let Some(s) = stamp {
+        entry.1.insert(s);
     }
 }

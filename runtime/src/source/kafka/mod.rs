@@ -15,6 +15,9 @@
 
 pub mod client;
 pub mod context;
+mod status;
+
+pub use status::PartitionLag;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -41,7 +44,7 @@ const IDLE_POLL: Duration = Duration::from_millis(100);
 
 /// Why a partition is not being consumed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hold {
+pub(crate) enum Hold {
     /// Retry from `offset` at `until`.
     Retry { offset: i64, until: Instant },
     /// Stopped at `offset` until restart.
@@ -61,11 +64,11 @@ pub struct Polled {
 pub struct KafkaSource {
     config: KafkaSourceConfig,
     consumer: BaseConsumer<FerryContext>,
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     extractor: TypeExtractor,
-    keys: HashMap<String, Arc<str>>,
+    pub(crate) keys: HashMap<String, Arc<str>>,
     topics: HashMap<Arc<str>, String>,
-    holds: HashMap<TopicPartition, Hold>,
+    pub(crate) holds: HashMap<TopicPartition, Hold>,
     next_discovery: Instant,
 }
 
@@ -75,20 +78,6 @@ impl std::fmt::Debug for KafkaSource {
             .field("name", &self.config.name)
             .finish_non_exhaustive()
     }
-}
-
-/// A partition's position for progress reporting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionLag {
-    /// `<source>/<topic>`.
-    pub source: Arc<str>,
-    /// Partition.
-    pub partition: i32,
-    /// High watermark minus the next offset to apply (`None` until
-    /// librdkafka's statistics have reported a watermark).
-    pub lag: Option<i64>,
-    /// Whether the partition is waiting to retry or stopped.
-    pub state: &'static str,
 }
 
 impl KafkaSource {
@@ -439,50 +428,6 @@ impl KafkaSource {
             tracing::debug!(source = %self.config.name, error = %e,
                 "An advisory offset commit failed; SQLite still holds the progress.");
         }
-    }
-
-    /// Lag and state of every owned partition; `checkpoint` gives the last
-    /// applied offset of a partition key.
-    pub fn lag(
-        &self,
-        mut checkpoint: impl FnMut(&PartitionKey) -> Option<i64>,
-    ) -> Vec<PartitionLag> {
-        let owned: Vec<TopicPartition> = {
-            let mut v: Vec<_> = self.shared.ownership.lock().owned.keys().cloned().collect();
-            v.sort();
-            v
-        };
-        let hw = self.shared.high_watermarks.lock().clone();
-        owned
-            .into_iter()
-            .filter_map(|tp| {
-                let source = Arc::clone(self.keys.get(&tp.0)?);
-                let next = checkpoint(&(Arc::clone(&source), tp.1)).map_or(0, |o| o + 1);
-                let lag = hw.get(&tp).map(|h| (h - next).max(0));
-                let state = match self.holds.get(&tp) {
-                    Some(Hold::Retry { .. }) => "retrying",
-                    Some(Hold::Stopped { .. }) => "stopped",
-                    None => "running",
-                };
-                Some(PartitionLag {
-                    source,
-                    partition: tp.1,
-                    lag,
-                    state,
-                })
-            })
-            .collect()
-    }
-
-    /// Partitions that are stopped, with the offset they stopped at.
-    pub fn stopped(&self) -> Vec<(TopicPartition, i64)> {
-        self.holds
-            .iter()
-            .filter_map(|(tp, h)| match h {
-                Hold::Stopped { offset } => Some((tp.clone(), *offset)),
-                Hold::Retry { .. } => None,
-            })
-            .collect()
     }
 
     /// Commits the durable offsets synchronously and leaves the group.

@@ -103,7 +103,7 @@ impl Projection for Chaos {
                 }
             }
             "WriteSecret" => {
-                store.execute("INSERT INTO secret VALUES (1)", &[])?;
+                store.execute("INSERT INTO secret VALUES (?1)", &[event.offset.into()])?;
                 Ok(Handled::Applied)
             }
             "Retryable" => Err(HandleError::Retryable("chaos says: try again".into())),

@@ -14,6 +14,7 @@ use crate::config::{Config, SourceConfig};
 use crate::pipeline::{Backoff, Outcome, Pipeline, Stats};
 use crate::source::embedded::Embedded;
 use crate::source::kafka::KafkaSource;
+use crate::source::kafka::outbox::OutboxPublisher;
 
 /// The embedded broker's bootstrap address, printed at start.
 pub const EMBEDDED: &str = "embedded";
@@ -28,6 +29,7 @@ pub fn run(config: &Config, db_path: &Path, stop: Arc<AtomicBool>) -> anyhow::Re
     let embedded = start_embedded(config)?;
     let stats_ms = config.runtime.progress_interval_ms.clamp(100, 5_000);
     let mut sources = Vec::new();
+    let mut publishers = Vec::new();
     for s in &config.sources {
         match s {
             SourceConfig::Kafka(k) => {
@@ -39,6 +41,10 @@ pub fn run(config: &Config, db_path: &Path, stop: Arc<AtomicBool>) -> anyhow::Re
                 } else {
                     k.brokers.clone()
                 };
+                if let Some(topic) = &k.dead_letter_topic {
+                    pipeline.set_dead_letter_topic(&k.name, topic);
+                    publishers.push(OutboxPublisher::start(k, &bootstrap, db_path)?);
+                }
                 sources.push(KafkaSource::start(k, &bootstrap, db_path, stats_ms)?);
             }
         }
@@ -78,6 +84,7 @@ pub fn run(config: &Config, db_path: &Path, stop: Arc<AtomicBool>) -> anyhow::Re
     for s in sources {
         s.close();
     }
+    drop(publishers);
     drop(embedded);
     println!(
         "ferry stopped: {} applied, {} skipped, {} dead-lettered, {} retried",
@@ -94,7 +101,12 @@ fn start_embedded(config: &Config) -> anyhow::Result<Option<Embedded>> {
         .sources
         .iter()
         .flat_map(|s| match s {
-            SourceConfig::Kafka(k) if k.brokers == EMBEDDED => k.topics.clone(),
+            SourceConfig::Kafka(k) if k.brokers == EMBEDDED => k
+                .topics
+                .iter()
+                .chain(&k.dead_letter_topic)
+                .cloned()
+                .collect(),
             SourceConfig::Kafka(_) => Vec::new(),
         })
         .collect();

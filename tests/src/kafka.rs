@@ -209,3 +209,42 @@ impl Drop for Running {
         let _ = self.child.wait();
     }
 }
+
+/// A consumed record: key, payload, headers.
+pub type Record = (Option<Vec<u8>>, Vec<u8>, Vec<(String, Vec<u8>)>);
+
+/// Reads partition 0 of `topic` from the beginning until `n` records
+/// arrived or `limit` passed.
+pub fn consume(bootstrap: &str, topic: &str, n: usize, limit: Duration) -> Vec<Record> {
+    use rdkafka::message::{Headers, Message};
+    let c = consumer(bootstrap, "ferry-tests-reader");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("tpl");
+    c.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + limit;
+    let mut out = Vec::new();
+    while out.len() < n && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            let headers = m
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push((
+                m.key().map(<[u8]>::to_vec),
+                m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                headers,
+            ));
+        }
+    }
+    out
+}

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use ferry::config::Config;
 use ferry_tests::kafka::{
-    Running, appends, caught_up, checkpoints, committed, high_watermarks, produce, wait_for,
+    Running, appends, caught_up, checkpoints, committed, consume, high_watermarks, produce,
+    wait_for,
 };
 use ferry_tests::{Workspace, count, repo_root, toml_path};
 use rdkafka::mocking::MockCluster;
@@ -191,11 +192,12 @@ fn broker_down_and_request_errors_lose_nothing() {
 }
 
 #[test]
-fn a_poison_key_is_dead_lettered_without_blocking_other_partitions() {
+fn a_poison_key_is_dead_lettered_and_published_without_blocking_other_partitions() {
     let cluster = cluster();
+    cluster.create_topic("events.dlq", 1, 1).unwrap();
     let bootstrap = cluster.bootstrap_servers();
     let ws = Workspace::new();
-    let path = config(&ws, &bootstrap, "");
+    let path = config(&ws, &bootstrap, r#"dead_letter_topic = "events.dlq""#);
     let events = (0..400).map(|i| {
         (
             "FailKey",
@@ -211,6 +213,8 @@ fn a_poison_key_is_dead_lettered_without_blocking_other_partitions() {
         KEY,
         &high
     )));
+    // Dead letters reach the topic through the outbox (at least once).
+    let published = consume(&bootstrap, "events.dlq", 10, Duration::from_secs(30));
     stop.store(true, Ordering::Relaxed);
     handle.join().unwrap().unwrap();
     let c = ws.open_db();
@@ -223,6 +227,35 @@ fn a_poison_key_is_dead_lettered_without_blocking_other_partitions() {
     assert_eq!(
         count(&c, "SELECT count(*) FROM log WHERE event_key = 'k3'"),
         0
+    );
+    assert_eq!(published.len(), 10, "dead letters on the topic");
+    let header = |r: &ferry_tests::kafka::Record, name: &str| {
+        r.2.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    for r in &published {
+        assert_eq!(r.0.as_deref(), Some(&b"k3"[..]));
+        assert!(String::from_utf8_lossy(&r.1).contains("\"bad\":\"k3\""));
+        assert_eq!(header(r, "ferry-error-class").as_deref(), Some("permanent"));
+        assert_eq!(header(r, "ferry-source").as_deref(), Some(KEY));
+        assert_eq!(
+            header(r, "event-type").as_deref(),
+            Some("FailKey"),
+            "original headers are kept"
+        );
+        assert!(
+            header(r, "ferry-error-message")
+                .unwrap()
+                .contains("key k3 is poison")
+        );
+    }
+    assert!(
+        wait_for(Duration::from_secs(10), || count(
+            &ws.open_db(),
+            "SELECT count(*) FROM ferry_outbox"
+        ) == 0),
+        "sent messages leave the outbox"
     );
 }
 

@@ -132,6 +132,11 @@ pub struct KafkaSourceConfig {
     /// (default), `latest` or `committed`.
     #[serde(default)]
     pub start_without_checkpoint: StartFrom,
+    /// Topic that dead letters of this source are also published to
+    /// (through a transactional outbox: at least once, after the SQLite
+    /// commit that recorded them). Unset: dead letters stay in SQLite only.
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
     /// Extra librdkafka client properties (security, timeouts, fetch
     /// sizes), passed through as they are. `enable.auto.commit`,
     /// `enable.auto.offset.store`, `group.id` and `bootstrap.servers` are
@@ -188,7 +193,14 @@ fn validate_kafka(key: &str, k: &KafkaSourceConfig, p: &mut Vec<String>) {
         p.push(format!("{key}.topics must list at least one topic"));
     }
     let mut seen = HashSet::new();
-    for t in &k.topics {
+    if let Some(d) = &k.dead_letter_topic
+        && k.topics.contains(d)
+    {
+        p.push(format!(
+            "{key}.dead_letter_topic `{d}` must not be one of the topics it consumes"
+        ));
+    }
+    for t in k.topics.iter().chain(&k.dead_letter_topic) {
         let ok = !t.is_empty()
             && t.len() <= 249
             && t.chars()

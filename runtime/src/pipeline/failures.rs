@@ -11,7 +11,7 @@ use super::{
 use crate::config::{FailurePolicy, UnknownEventPolicy};
 use crate::event::Event;
 use crate::plugin::{Failure, FailureKind};
-use crate::store::{NewDeadLetter, checkpoint, dead_letter, schema::NOW};
+use crate::store::{NewDeadLetter, checkpoint, dead_letter, outbox, schema::NOW};
 
 impl Pipeline {
     /// An event no plugin handles: the `unknown_event_type` policy.
@@ -242,7 +242,30 @@ impl Pipeline {
         Ok(true)
     }
 
+    /// Records a dead letter and, if the event's source has a dead-letter
+    /// topic, queues it in the outbox, in the current transaction.
     pub(super) fn dead_letter(
+        &self,
+        ev: &Event,
+        plugin: Option<(&str, &str)>,
+        failure: &Failure,
+        attempts: u32,
+        first_failed_at: Option<&str>,
+    ) -> anyhow::Result<()> {
+        self.record_dead_letter(ev, plugin, failure, attempts, first_failed_at)?;
+        let source = ev.source.split('/').next().unwrap_or(&ev.source);
+        if let Some(topic) = self.dead_letter_topics.get(source) {
+            let mut headers = ev.headers.clone();
+            headers.extend(dead_letter_headers(ev, plugin, failure, attempts));
+            self.db.with(|c| {
+                outbox::enqueue(c, source, topic, ev.key.as_deref(), &ev.payload, &headers)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Records (or updates) the dead letter only.
+    pub(super) fn record_dead_letter(
         &self,
         ev: &Event,
         plugin: Option<(&str, &str)>,
@@ -266,6 +289,46 @@ impl Pipeline {
         })?;
         Ok(())
     }
+}
+
+/// Headers ferry adds to a message on the dead-letter topic.
+fn dead_letter_headers(
+    ev: &Event,
+    plugin: Option<(&str, &str)>,
+    failure: &Failure,
+    attempts: u32,
+) -> Vec<(String, Vec<u8>)> {
+    let mut h = vec![
+        ("ferry-source".to_owned(), ev.source.as_bytes().to_vec()),
+        (
+            "ferry-partition".to_owned(),
+            ev.partition.to_string().into_bytes(),
+        ),
+        (
+            "ferry-offset".to_owned(),
+            ev.offset.to_string().into_bytes(),
+        ),
+        (
+            "ferry-error-class".to_owned(),
+            failure.kind.as_str().as_bytes().to_vec(),
+        ),
+        (
+            "ferry-error-message".to_owned(),
+            failure.message.as_bytes().to_vec(),
+        ),
+        (
+            "ferry-attempts".to_owned(),
+            attempts.to_string().into_bytes(),
+        ),
+    ];
+    if let Some(t) = &ev.event_type {
+        h.push(("ferry-event-type".to_owned(), t.as_bytes().to_vec()));
+    }
+    if let Some((name, digest)) = plugin {
+        h.push(("ferry-plugin".to_owned(), name.as_bytes().to_vec()));
+        h.push(("ferry-plugin-digest".to_owned(), digest.as_bytes().to_vec()));
+    }
+    h
 }
 
 fn blocked(

@@ -115,6 +115,7 @@ pub struct Pipeline {
     attempts: HashMap<PartitionKey, Attempts>,
     guard: DeadLetterGuard,
     guard_windows: HashMap<PartitionKey, VecDeque<bool>>,
+    dead_letter_topics: HashMap<String, String>,
     stats: Arc<Stats>,
 }
 
@@ -150,6 +151,7 @@ impl Pipeline {
             attempts: HashMap::new(),
             guard: config.dead_letter_guard.clone(),
             guard_windows: HashMap::new(),
+            dead_letter_topics: HashMap::new(),
             stats,
             db,
         };
@@ -188,6 +190,13 @@ impl Pipeline {
             "Activated the plugin; its tables are migrated."
         );
         Ok(())
+    }
+
+    /// Dead letters of source `source` are also published to `topic`
+    /// (through the outbox, in the transaction that records them).
+    pub fn set_dead_letter_topic(&mut self, source: &str, topic: &str) {
+        self.dead_letter_topics
+            .insert(source.to_owned(), topic.to_owned());
     }
 
     /// The store.

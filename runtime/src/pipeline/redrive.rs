@@ -82,7 +82,7 @@ impl Pipeline {
                     self.db.rollback_event()?;
                     let plugin = self.slots[i].instance.plugin();
                     let (name, digest) = (plugin.name.to_string(), plugin.digest.clone());
-                    self.dead_letter(ev, Some((&name, &digest)), &failure, 1, None)?;
+                    self.record_dead_letter(ev, Some((&name, &digest)), &failure, 1, None)?;
                     Ok(Redriven::Failed(failure))
                 }
             }

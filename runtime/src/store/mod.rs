@@ -10,6 +10,7 @@
 pub mod authorizer;
 pub mod checkpoint;
 pub mod dead_letter;
+pub mod outbox;
 pub mod registry;
 pub mod schema;
 
@@ -324,7 +325,7 @@ mod tests {
                 )
             })
             .unwrap();
-        assert_eq!(n, 3);
+        assert_eq!(n, 4);
     }
 
     #[test]

@@ -35,6 +35,18 @@ CREATE TABLE IF NOT EXISTS ferry_dead_letters (
     UNIQUE (source, "partition", "offset")
 );
 
+CREATE TABLE IF NOT EXISTS ferry_outbox (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    source     TEXT    NOT NULL,
+    topic      TEXT    NOT NULL,
+    event_key  BLOB,
+    payload    BLOB    NOT NULL,
+    headers    TEXT    NOT NULL,
+    created_at TEXT    NOT NULL,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+
 CREATE TABLE IF NOT EXISTS ferry_plugins (
     name           TEXT PRIMARY KEY,
     digest         TEXT    NOT NULL,

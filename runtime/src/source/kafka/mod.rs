@@ -15,6 +15,7 @@
 
 pub mod client;
 pub mod context;
+pub mod outbox;
 mod status;
 
 pub use status::PartitionLag;

@@ -248,3 +248,29 @@ pub fn consume(bootstrap: &str, topic: &str, n: usize, limit: Duration) -> Vec<R
     }
     out
 }
+
+/// Produces `(event type, key, payload)` records to one partition.
+pub fn produce_to<'a>(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    events: impl IntoIterator<Item = (&'a str, String, String)>,
+) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("producer");
+    for (ty, key, payload) in events {
+        let record = BaseRecord::to(topic)
+            .partition(partition)
+            .key(&key)
+            .payload(&payload)
+            .headers(OwnedHeaders::new().insert(Header {
+                key: "event-type",
+                value: Some(ty),
+            }));
+        producer.send(record).map_err(|(e, _)| e).expect("send");
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+}

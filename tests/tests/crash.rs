@@ -11,7 +11,7 @@ use ferry_tests::{Workspace, count, ferry_bin, sigkill, wait_bounded};
 const EVENTS: i64 = 30_000;
 
 #[test]
-fn sigkill_during_replay_then_rerun_loses_and_duplicates_nothing() {
+fn f11_sigkill_during_replay_then_rerun_loses_and_duplicates_nothing() {
     let ws = Workspace::new();
     ws.config(
         r#"

@@ -260,7 +260,7 @@ fn a_poison_key_is_dead_lettered_and_published_without_blocking_other_partitions
 }
 
 #[test]
-fn sigkill_at_random_moments_then_restart_gives_the_clean_projection() {
+fn f11_sigkill_at_random_moments_then_restart_gives_the_clean_projection() {
     let cluster = cluster();
     let bootstrap = cluster.bootstrap_servers();
     let ws = Workspace::new();
@@ -387,5 +387,95 @@ fn the_newcomers_run_command_shows_progress_and_stops_gracefully() {
             &c,
             "SELECT count(*) FROM ferry_checkpoints WHERE source = 'catalog/catalog.games'"
         ) > 0
+    );
+}
+
+/// F1/F2/F7: a failing event never has its offset (or a later one)
+/// committed, in SQLite or in Kafka; F6: a partition whose event fails
+/// transiently resumes; other partitions keep flowing meanwhile.
+#[test]
+fn f1_f2_f6_f7_a_failing_event_blocks_only_its_partition_and_no_offset_passes_it() {
+    use ferry_tests::kafka::produce_to;
+    let cluster = cluster();
+    let bootstrap = cluster.bootstrap_servers();
+    let ws = Workspace::new();
+    let path = config(&ws, &bootstrap, r#"group_id = "ferry-f2""#);
+    let appends_to = |p: i32, from: u64, n: u64| {
+        produce_to(
+            &bootstrap,
+            TOPIC,
+            p,
+            appends(from, n, 1).map(|(t, _, v)| (t, format!("p{p}"), v)),
+        );
+    };
+    // Partition 0: 50 appends, an event that always fails, 50 appends.
+    appends_to(0, 0, 50);
+    produce_to(
+        &bootstrap,
+        TOPIC,
+        0,
+        [("Retryable", "p0".to_owned(), "{}".to_owned())],
+    );
+    appends_to(0, 50, 50);
+    // Partition 1: 50 appends, an event failing 3 times, 50 appends.
+    appends_to(1, 1_000, 50);
+    produce_to(
+        &bootstrap,
+        TOPIC,
+        1,
+        [("FailTimes", "p1".to_owned(), r#"{"times":3}"#.to_owned())],
+    );
+    appends_to(1, 1_050, 50);
+    // Partitions 2 and 3 just flow.
+    appends_to(2, 2_000, 100);
+    appends_to(3, 3_000, 100);
+    let path_text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        path_text.replace(
+            r#"events = ["Append", "FailKey"]"#,
+            r#"events = ["Append", "FailKey", "Retryable", "FailTimes"]"#,
+        ),
+    )
+    .unwrap();
+    let (stop, handle) = run_in_process(&path, &ws.db());
+    let done = wait_for(Duration::from_secs(60), || {
+        let cps = checkpoints(&ws.db(), KEY);
+        cps.get(&1) == Some(&100)
+            && cps.get(&2) == Some(&99)
+            && cps.get(&3) == Some(&99)
+            && cps.get(&0) == Some(&49)
+    });
+    // Let the stuck partition retry a few more times.
+    std::thread::sleep(Duration::from_millis(500));
+    let kafka = committed(&bootstrap, "ferry-f2", TOPIC, PARTITIONS);
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap().unwrap();
+    assert!(done, "checkpoints: {:?}", checkpoints(&ws.db(), KEY));
+    let cps = checkpoints(&ws.db(), KEY);
+    assert_eq!(cps[&0], 49, "SQLite never moves past the failing offset 50");
+    assert!(
+        kafka[0].is_some_and(|c| c <= 50),
+        "Kafka never gets past the failing offset: {kafka:?}"
+    );
+    assert_eq!(
+        kafka[1],
+        Some(101),
+        "the transiently failing partition resumed and completed"
+    );
+    let c = ws.open_db();
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM log WHERE event_key = 'p0'"),
+        50,
+        "nothing after the failing event"
+    );
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM log WHERE event_key = 'p1'"),
+        101
+    );
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM ferry_dead_letters"),
+        0,
+        "retryable failures are not dead-lettered"
     );
 }

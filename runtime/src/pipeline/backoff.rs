@@ -65,7 +65,7 @@ mod tests {
     }
 
     #[test]
-    fn grows_exponentially_and_is_capped() {
+    fn f12_backoff_grows_exponentially_and_is_capped() {
         let b = b(0.0);
         let ms: Vec<u128> = (1..=6).map(|n| b.delay(n).as_millis()).collect();
         assert_eq!(ms, [100, 200, 400, 800, 1000, 1000]);
@@ -73,7 +73,7 @@ mod tests {
     }
 
     #[test]
-    fn jitter_stays_within_bounds_and_under_the_cap() {
+    fn f12_jitter_stays_within_bounds_and_under_the_cap() {
         let b = b(0.5);
         for n in 1..=10 {
             let base = b.base_delay(n).as_secs_f64();

@@ -41,46 +41,60 @@ enum DlqCommand {
     Retry {
         #[command(flatten)]
         common: ConfigArgs,
-        /// Ids to retry.
-        ids: Vec<i64>,
-        /// Retry every dead letter (of `--source`, if given).
-        #[arg(long)]
-        all: bool,
-        /// With `--all`: only this source.
-        #[arg(long)]
-        source: Option<String>,
+        #[command(flatten)]
+        selection: Selection,
     },
     /// Delete dead letters.
     Purge {
         #[command(flatten)]
         common: ConfigArgs,
-        /// Ids to delete.
-        ids: Vec<i64>,
-        /// Delete every dead letter (of `--source`, if given).
-        #[arg(long)]
-        all: bool,
-        /// With `--all`: only this source.
-        #[arg(long)]
-        source: Option<String>,
+        #[command(flatten)]
+        selection: Selection,
     },
+}
+
+/// Which dead letters `retry` and `purge` act on.
+#[derive(Debug, Args)]
+struct Selection {
+    /// Dead letter ids (first column of `ferry dlq list`).
+    ids: Vec<i64>,
+    /// Every dead letter (of `--source`, if given).
+    #[arg(long)]
+    all: bool,
+    /// With `--all`: only this source.
+    #[arg(long)]
+    source: Option<String>,
+}
+
+impl Selection {
+    /// The selected dead letters; an unknown id is an error.
+    fn load(&self, conn: &rusqlite::Connection) -> anyhow::Result<Vec<DeadLetter>> {
+        anyhow::ensure!(
+            self.all || !self.ids.is_empty(),
+            "name the dead letters (ids from `ferry dlq list`) or pass --all"
+        );
+        anyhow::ensure!(
+            !self.all || self.ids.is_empty(),
+            "pass either ids or --all, not both"
+        );
+        if self.all {
+            return Ok(dead_letter::list(conn, self.source.as_deref())?);
+        }
+        self.ids
+            .iter()
+            .map(|id| {
+                dead_letter::get(conn, *id)?.with_context(|| format!("no dead letter with id {id}"))
+            })
+            .collect()
+    }
 }
 
 pub fn run(args: &DlqArgs) -> anyhow::Result<ExitCode> {
     match &args.command {
         DlqCommand::List { common, source } => list(common, source.as_deref()),
         DlqCommand::Show { common, id } => show(common, *id),
-        DlqCommand::Retry {
-            common,
-            ids,
-            all,
-            source,
-        } => retry(common, ids, *all, source.as_deref()),
-        DlqCommand::Purge {
-            common,
-            ids,
-            all,
-            source,
-        } => purge(common, ids, *all, source.as_deref()),
+        DlqCommand::Retry { common, selection } => retry(common, selection),
+        DlqCommand::Purge { common, selection } => purge(common, selection),
     }
 }
 
@@ -174,35 +188,7 @@ fn show(common: &ConfigArgs, id: i64) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn select(
-    conn: &rusqlite::Connection,
-    ids: &[i64],
-    all: bool,
-    source: Option<&str>,
-) -> anyhow::Result<Vec<DeadLetter>> {
-    anyhow::ensure!(
-        all || !ids.is_empty(),
-        "name the dead letters (ids from `ferry dlq list`) or pass --all"
-    );
-    anyhow::ensure!(!all || ids.is_empty(), "pass either ids or --all, not both");
-    if all {
-        return Ok(dead_letter::list(conn, source)?);
-    }
-    let mut out = Vec::new();
-    for id in ids {
-        out.push(
-            dead_letter::get(conn, *id)?.with_context(|| format!("no dead letter with id {id}"))?,
-        );
-    }
-    Ok(out)
-}
-
-fn retry(
-    common: &ConfigArgs,
-    ids: &[i64],
-    all: bool,
-    source: Option<&str>,
-) -> anyhow::Result<ExitCode> {
+fn retry(common: &ConfigArgs, selection: &Selection) -> anyhow::Result<ExitCode> {
     let config = common.load()?;
     let path = common.db_path(&config);
     anyhow::ensure!(
@@ -210,7 +196,7 @@ fn retry(
         "the database {} does not exist",
         path.display()
     );
-    let letters = select(&open_read_only(&path)?, ids, all, source)?;
+    let letters = selection.load(&open_read_only(&path)?)?;
     let mut pipeline = build_pipeline(&config, &path, Arc::new(Stats::default()))?;
     let results = pipeline.redrive(letters)?;
     let (mut applied, mut failed) = (0, 0);
@@ -249,33 +235,16 @@ fn retry(
     })
 }
 
-fn purge(
-    common: &ConfigArgs,
-    ids: &[i64],
-    all: bool,
-    source: Option<&str>,
-) -> anyhow::Result<ExitCode> {
+fn purge(common: &ConfigArgs, selection: &Selection) -> anyhow::Result<ExitCode> {
     let path = db_path(common)?;
     let conn = rusqlite::Connection::open(&path)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    let n = if all {
-        anyhow::ensure!(ids.is_empty(), "pass either ids or --all, not both");
-        dead_letter::purge(&conn, source)?
-    } else {
-        anyhow::ensure!(
-            !ids.is_empty(),
-            "name the dead letters (ids from `ferry dlq list`) or pass --all"
-        );
-        let mut n = 0;
-        for id in ids {
-            if dead_letter::delete(&conn, *id)? {
-                n += 1;
-            } else {
-                eprintln!("no dead letter with id {id}");
-            }
-        }
-        n
-    };
-    println!("purged {n} dead letter(s)");
+    let letters = selection.load(&conn)?;
+    let tx = conn.unchecked_transaction()?;
+    for d in &letters {
+        dead_letter::delete(&tx, d.id)?;
+    }
+    tx.commit()?;
+    println!("purged {} dead letter(s)", letters.len());
     Ok(ExitCode::SUCCESS)
 }

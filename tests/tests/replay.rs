@@ -309,3 +309,36 @@ fn a_missing_events_file_is_a_clear_error() {
         out.stderr
     );
 }
+
+#[test]
+fn offsets_that_go_backwards_stop_the_replay_with_the_line_number() {
+    let ws = Workspace::new();
+    ws.config(GAMES_CONFIG);
+    let ev = |id: u8, offset: i64| {
+        format!(
+            r#"{{"type":"GameCreated","offset":{offset},"payload":{{"id":"{id}{id}{id}{id}{id}{id}{id}{id}-1111-1111-1111-111111111111","name":"A","price":1}}}}"#
+        )
+    };
+    ws.write(
+        "e.jsonl",
+        format!("\u{feff}{}\n{}\n{}\n", ev(1, 10), ev(2, 20), ev(3, 15)),
+    );
+    let out = ws.ferry(
+        &["replay", "--config", "config.toml", "--events", "e.jsonl"],
+        LIMIT,
+    );
+    assert_eq!(out.code(), 2, "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("line 3: offset 15 is not greater than the previous event's offset 20"),
+        "{}",
+        out.stderr
+    );
+    let c = ws.open_db();
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM games"),
+        2,
+        "the BOM line and line 2 were applied"
+    );
+    assert_eq!(count(&c, r#"SELECT "offset" FROM ferry_checkpoints"#), 20);
+}

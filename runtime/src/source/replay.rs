@@ -144,6 +144,7 @@ pub fn replay(
     let mut reader = reader;
     let mut buf = Vec::new();
     let mut read = 0u64;
+    let mut last_offset: Option<i64> = None;
     loop {
         buf.clear();
         let n = reader.read_until(b'\n', &mut buf)?;
@@ -153,13 +154,25 @@ pub fn replay(
         read += n as u64;
         summary.lines += 1;
         let line = summary.lines;
-        let bytes = trim_line(&buf);
+        let mut bytes = trim_line(&buf);
+        if line == 1 {
+            bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+        }
         if bytes.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
         summary.events += 1;
         match parse_line(&source, line, bytes) {
             Line::Event(ev) => {
+                if let Some(prev) = last_offset.filter(|p| ev.offset <= *p) {
+                    flush(pipeline, &mut batch, &mut summary)?;
+                    anyhow::bail!(
+                        "line {line}: offset {} is not greater than the previous event's offset {prev}; \
+                         offsets in a replay file must increase (lines before it were applied)",
+                        ev.offset
+                    );
+                }
+                last_offset = Some(ev.offset);
                 batch.push((line, ev));
                 if batch.len() >= batch_size && !flush(pipeline, &mut batch, &mut summary)? {
                     return Ok(summary);

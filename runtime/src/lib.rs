@@ -18,9 +18,11 @@
 //!   registry, the authorizer.
 //! - [`source`]: event sources (`replay`, `kafka`, the `embedded` broker).
 //! - [`run`]: `ferry run`'s main loop.
+//! - [`api`]: the HTTP API (health, metrics, sources, plugins).
 //! - [`app`]: assembling a pipeline from a config.
 //! - [`cli`]: the `ferry` command line.
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -85,9 +85,13 @@ impl Workspace {
 
     /// Writes `config.toml` from `body` (plugin paths may use `{chaos}`,
     /// `{games}` and `{mismatch}`). Unless the body has a `[runtime]`
-    /// table, the compiled-component cache is shared by all tests.
+    /// table, the compiled-component cache is shared by all tests; unless
+    /// it has an `[api]` table, the HTTP API listens on a free port.
     pub fn config(&self, body: &str) -> PathBuf {
         let mut body = body.to_owned();
+        if !body.contains("[api]") {
+            body.push_str("\n[api]\nlisten = \"127.0.0.1:0\"\n");
+        }
         if !body.contains("[runtime]") {
             let cache = std::env::temp_dir().join("ferry-test-component-cache");
             body.push_str(&format!(
@@ -217,4 +221,36 @@ pub fn envelope(event_type: &str, key: Option<&str>, payload: &serde_json::Value
         v["key"] = serde_json::Value::String(k.to_owned());
     }
     v.to_string()
+}
+
+/// The HTTP API address `ferry run` printed (`host:port`), if it did.
+pub fn api_addr(output: &str) -> Option<String> {
+    output.lines().find_map(|l| {
+        l.split("HTTP API listening on http://")
+            .nth(1)
+            .map(|a| a.trim().to_owned())
+    })
+}
+
+/// `GET path` on `addr` (HTTP/1.1, bounded to 10 s): status and body.
+pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
 }

@@ -14,7 +14,7 @@ use ferry_tests::kafka::{
     Running, appends, caught_up, checkpoints, committed, consume, high_watermarks, produce,
     wait_for,
 };
-use ferry_tests::{Workspace, count, repo_root, toml_path};
+use ferry_tests::{Workspace, api_addr, count, http_get, repo_root, toml_path};
 use rdkafka::mocking::MockCluster;
 
 const TOPIC: &str = "events";
@@ -358,7 +358,8 @@ fn the_newcomers_run_command_shows_progress_and_stops_gracefully() {
     assert!(plugin.exists(), "run scripts/build-plugins first");
     let text = text
         .replace("\"dist/plugins/game_projection.wasm\"", &toml_path(&plugin))
-        .replace("progress_interval_ms = 5000", "progress_interval_ms = 500");
+        .replace("progress_interval_ms = 5000", "progress_interval_ms = 500")
+        .replace("listen = \"127.0.0.1:9464\"", "listen = \"127.0.0.1:0\"");
     ws.write("config.toml", text);
     let run = Running::start(ws.dir.path(), &["run", "--config", "config.toml"]);
     let progressed = wait_for(Duration::from_secs(60), || {
@@ -377,6 +378,20 @@ fn the_newcomers_run_command_shows_progress_and_stops_gracefully() {
         "{out}"
     );
     assert!(out.contains("lag=\"catalog/catalog.games/0="), "{out}");
+    let api = api_addr(&out).expect("the API address is printed");
+    assert_eq!(http_get(&api, "/health/live").unwrap().0, 200, "{out}");
+    let (code, metrics) = http_get(&api, "/metrics").unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("ferry_events_total{plugin=\"game-projection\",event_type=\"GameCreated\",outcome=\"applied\"}"),
+        "{metrics}"
+    );
+    let (code, plugins) = http_get(&api, "/plugins").unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        plugins.contains("\"name\":\"game-projection\""),
+        "{plugins}"
+    );
     let (status, out) = run.interrupt(Duration::from_secs(20));
     assert!(status.is_some_and(|s| s.success()), "{out}");
     assert!(out.contains("ferry stopped:"), "{out}");

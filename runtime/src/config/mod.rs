@@ -1,6 +1,7 @@
 //! `config.toml`: serde structs (unknown keys are refused) and a
 //! `validate()` that lists every problem at once, each naming its key.
 
+mod api;
 mod plugins;
 mod sources;
 
@@ -10,6 +11,7 @@ use serde::Deserialize;
 
 use crate::store::{StoreOptions, Synchronous};
 
+pub use api::ApiConfig;
 pub use plugins::{FailurePolicy, PluginConfig};
 pub use sources::{
     EventTypeFrom, FORBIDDEN_LIBRDKAFKA, KafkaMode, KafkaSourceConfig, SourceConfig, StartFrom,
@@ -38,6 +40,9 @@ pub struct Config {
     /// `brokers = "embedded"`.
     #[serde(default)]
     pub embedded: EmbeddedConfig,
+    /// The HTTP API of `ferry run`: health, metrics, sources.
+    #[serde(default)]
+    pub api: ApiConfig,
     /// Directory relative paths are resolved against (the config file's
     /// directory); not a key of the file.
     #[serde(skip)]
@@ -429,6 +434,7 @@ impl Config {
         if e.games == 0 {
             p.push("embedded.games must be at least 1".into());
         }
+        self.api.validate(&mut p);
         plugins::validate(&self.plugins, &mut p);
         sources::validate(&self.sources, &mut p);
         p

@@ -16,6 +16,7 @@
 
 pub mod backoff;
 mod failures;
+mod fences;
 pub mod redrive;
 pub mod stats;
 
@@ -33,6 +34,7 @@ use crate::router::Router;
 use crate::store::{Db, checkpoint, registry};
 
 pub use backoff::Backoff;
+pub use fences::{Fence, Fences};
 pub use stats::{Outcome, Stats};
 
 /// A source partition.
@@ -89,6 +91,13 @@ pub struct BatchReport {
     pub committed: BTreeMap<PartitionKey, i64>,
     /// Dead letters and stops, in event order.
     pub notes: Vec<Note>,
+    /// Partitions this batch claimed, with their new fencing generation.
+    pub claimed: BTreeMap<PartitionKey, i64>,
+    /// Partitions another consumer claimed since this one did (nothing was
+    /// written for them), with the generation found.
+    pub fenced: BTreeMap<PartitionKey, i64>,
+    /// Events not applied because their partition was fenced.
+    pub fenced_events: usize,
 }
 
 struct Slot {
@@ -204,6 +213,11 @@ impl Pipeline {
         &self.db
     }
 
+    /// The active plugins, in configuration order.
+    pub fn plugins(&self) -> impl Iterator<Item = &Arc<LoadedPlugin>> {
+        self.slots.iter().map(|s| s.instance.plugin())
+    }
+
     /// The counters.
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
@@ -223,16 +237,33 @@ impl Pipeline {
     /// Applies `events` (in order; any mix of partitions) in one
     /// transaction. An `Err` means nothing of the batch was committed.
     pub fn apply_batch(&mut self, events: &[Event]) -> anyhow::Result<BatchReport> {
+        self.apply_fenced(events, &Fences::new())
+    }
+
+    /// [`Self::apply_batch`] with fencing: each partition in `fences` is
+    /// claimed or checked in the batch transaction, and a partition another
+    /// consumer claimed meanwhile gets nothing written (see
+    /// [`BatchReport::fenced`]).
+    pub fn apply_fenced(
+        &mut self,
+        events: &[Event],
+        fences: &Fences,
+    ) -> anyhow::Result<BatchReport> {
         let mut report = BatchReport::default();
         let mut touched = Touched::new();
-        let mut attempts_after = self.attempts.clone();
+        let attempts_before = self.attempts.clone();
         self.db.begin()?;
-        let result = self.apply_events(events, &mut report, &mut touched, &mut attempts_after);
+        let mut result = self.enforce_fences(fences, &mut report);
+        let mut attempts_after = self.attempts.clone();
+        if result.is_ok() {
+            result = self.apply_events(events, &mut report, &mut touched, &mut attempts_after);
+        }
         let result = result.and_then(|()| {
             self.db.with(|c| {
                 for (key, (offset, digests)) in &touched {
                     let digest = digests.iter().cloned().collect::<Vec<_>>().join(",");
-                    checkpoint::write(c, &key.0, key.1, *offset, &digest, 0)?;
+                    let generation = Self::generation(fences, &report, key);
+                    checkpoint::write(c, &key.0, key.1, *offset, &digest, generation)?;
                 }
                 Ok::<_, crate::store::StoreError>(())
             })?;
@@ -241,6 +272,10 @@ impl Pipeline {
         });
         if let Err(e) = result {
             self.db.rollback();
+            self.attempts = attempts_before;
+            for key in report.claimed.keys() {
+                self.checkpoints.remove(key);
+            }
             return Err(e.context("the batch was rolled back"));
         }
         for (key, (offset, _)) in touched {
@@ -261,6 +296,10 @@ impl Pipeline {
         for ev in events {
             let key: PartitionKey = (Arc::clone(&ev.source), ev.partition);
             if report.blocked.contains_key(&key) {
+                continue;
+            }
+            if report.fenced.contains_key(&key) {
+                report.fenced_events += 1;
                 continue;
             }
             let done = touched.get(&key).map(|t| t.0);

@@ -10,6 +10,7 @@
 pub mod authorizer;
 pub mod checkpoint;
 pub mod dead_letter;
+pub mod fence;
 pub mod outbox;
 pub mod registry;
 pub mod schema;

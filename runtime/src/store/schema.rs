@@ -47,6 +47,15 @@ CREATE TABLE IF NOT EXISTS ferry_outbox (
     last_error TEXT
 );
 
+CREATE TABLE IF NOT EXISTS ferry_fences (
+    source      TEXT    NOT NULL,
+    "partition" INTEGER NOT NULL,
+    generation  INTEGER NOT NULL,
+    owner       TEXT    NOT NULL,
+    claimed_at  TEXT    NOT NULL,
+    PRIMARY KEY (source, "partition")
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS ferry_plugins (
     name           TEXT PRIMARY KEY,
     digest         TEXT    NOT NULL,

@@ -31,6 +31,10 @@ pub struct Ownership {
     pub generation: u64,
     /// Owned partitions and the generation they were assigned in.
     pub owned: HashMap<TopicPartition, u64>,
+    /// SQLite fencing generations claimed under the current assignment
+    /// (see [`crate::store::fence`]); a partition without one is claimed
+    /// by its next batch.
+    pub claims: HashMap<TopicPartition, i64>,
 }
 
 /// State shared between the consumer's callbacks and the source.
@@ -112,18 +116,24 @@ impl FerryContext {
         }
     }
 
+    /// Commits the SQLite-durable offsets of the revoked partitions to the
+    /// group (synchronously, before the partitions are released: the next
+    /// owner starts exactly after them) and forgets them.
     fn commit_durable(&self, consumer: &BaseConsumer<Self>, revoked: &TopicPartitionList) {
-        if !self.commits {
-            return;
-        }
-        let durable = self.shared.durable.lock();
+        let mut durable = self.shared.durable.lock();
         let mut tpl = TopicPartitionList::new();
         for e in revoked.elements() {
-            if let Some(o) = durable.get(&(e.topic().to_owned(), e.partition())) {
-                let _ = tpl.add_partition_offset(e.topic(), e.partition(), Offset::Offset(*o));
+            // Forgotten either way: once the next owner moves on, this
+            // consumer's offset for the partition is stale and must never
+            // be committed again (F3).
+            if let Some(o) = durable.remove(&(e.topic().to_owned(), e.partition())) {
+                let _ = tpl.add_partition_offset(e.topic(), e.partition(), Offset::Offset(o));
             }
         }
         drop(durable);
+        if !self.commits {
+            return;
+        }
         if tpl.count() > 0
             && let Err(e) = consumer.commit(&tpl, CommitMode::Sync)
         {
@@ -152,9 +162,12 @@ impl ConsumerContext for FerryContext {
                     let g = own.generation;
                     if !cooperative {
                         own.owned.clear();
+                        own.claims.clear();
                     }
                     for e in tpl.elements() {
-                        own.owned.insert((e.topic().to_owned(), e.partition()), g);
+                        let tp = (e.topic().to_owned(), e.partition());
+                        own.claims.remove(&tp);
+                        own.owned.insert(tp, g);
                     }
                     tracing::info!(source = %self.source, generation = g, partitions = tpl.count(),
                         "Partitions were assigned; each starts at its SQLite checkpoint.");
@@ -173,7 +186,9 @@ impl ConsumerContext for FerryContext {
                     let mut own = self.shared.ownership.lock();
                     own.generation += 1;
                     for e in tpl.elements() {
-                        own.owned.remove(&(e.topic().to_owned(), e.partition()));
+                        let tp = (e.topic().to_owned(), e.partition());
+                        own.owned.remove(&tp);
+                        own.claims.remove(&tp);
                     }
                     tracing::info!(source = %self.source, generation = own.generation, partitions = tpl.count(),
                         "Partitions were revoked; events polled for them are dropped, not applied.");
@@ -191,7 +206,9 @@ impl ConsumerContext for FerryContext {
             other => {
                 tracing::error!(error = ?other, "A rebalance failed; librdkafka will retry it.");
                 let _ = consumer.unassign();
-                self.shared.ownership.lock().owned.clear();
+                let mut own = self.shared.ownership.lock();
+                own.owned.clear();
+                own.claims.clear();
             }
         }
     }

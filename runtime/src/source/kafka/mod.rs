@@ -32,7 +32,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::config::{KafkaMode, KafkaSourceConfig};
 use crate::event::Event;
-use crate::pipeline::{BatchReport, PartitionKey};
+use crate::pipeline::{BatchReport, Fence, Fences, PartitionKey};
 use crate::router::TypeExtractor;
 use context::{FerryContext, Shared, TopicPartition};
 
@@ -50,6 +50,10 @@ pub(crate) enum Hold {
     Retry { offset: i64, until: Instant },
     /// Stopped at `offset` until restart.
     Stopped { offset: i64 },
+    /// Another consumer claimed the partition in SQLite while this one
+    /// still held the assignment `generation`; released when the partition
+    /// is assigned again.
+    Fenced { generation: u64 },
 }
 
 /// One polled event with the assignment generation it was polled under.
@@ -71,6 +75,7 @@ pub struct KafkaSource {
     topics: HashMap<Arc<str>, String>,
     pub(crate) holds: HashMap<TopicPartition, Hold>,
     next_discovery: Instant,
+    owner: Arc<str>,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -122,6 +127,11 @@ impl KafkaSource {
             topics,
             holds: HashMap::new(),
             next_discovery: Instant::now(),
+            owner: Arc::from(format!(
+                "ferry pid {} source {}",
+                std::process::id(),
+                config.name
+            )),
         };
         match config.mode {
             KafkaMode::Group => {
@@ -207,6 +217,7 @@ impl KafkaSource {
             own.generation += 1;
             let g = own.generation;
             own.owned = all.iter().map(|tp| (tp.clone(), g)).collect();
+            own.claims.clear();
         }
         let held: Vec<TopicPartition> = self.holds.keys().cloned().collect();
         for tp in held {
@@ -223,9 +234,23 @@ impl KafkaSource {
     /// partitions.
     pub fn tick(&mut self) {
         let now = Instant::now();
+        let mut released = Vec::new();
         {
             let own = self.shared.ownership.lock();
-            self.holds.retain(|tp, _| own.owned.contains_key(tp));
+            self.holds.retain(|tp, h| match (own.owned.get(tp), h) {
+                (None, _) => false,
+                (Some(g), Hold::Fenced { generation }) if g != generation => {
+                    released.push(tp.clone());
+                    false
+                }
+                _ => true,
+            });
+        }
+        for (topic, p) in released {
+            if let Err(e) = self.consumer.resume(&single(&topic, p, None)) {
+                tracing::warn!(source = %self.config.name, topic, partition = p, error = %e,
+                    "Resuming a partition assigned again after it was fenced failed.");
+            }
         }
         let due: Vec<(TopicPartition, i64)> = self
             .holds
@@ -341,19 +366,32 @@ impl KafkaSource {
     /// The events of `polled` whose partition is still owned under the
     /// generation they were polled in (a zombie never writes for a
     /// partition it lost).
-    pub fn fence(&self, polled: Vec<Polled>) -> Vec<Event> {
+    ///
+    /// Also returns the batch's [`Fences`]: the SQLite generation each
+    /// partition was claimed with, or a claim for its first batch.
+    pub fn fence(&self, polled: Vec<Polled>) -> (Vec<Event>, Fences) {
         let own = self.shared.ownership.lock();
         let before = polled.len();
+        let mut fences = Fences::new();
         let events: Vec<Event> = polled
             .into_iter()
             .filter(|p| own.owned.get(&p.topic_partition) == Some(&p.generation))
-            .map(|p| p.event)
+            .map(|p| {
+                let key = (Arc::clone(&p.event.source), p.event.partition);
+                fences
+                    .entry(key)
+                    .or_insert_with(|| match own.claims.get(&p.topic_partition) {
+                        Some(g) => Fence::Hold(*g),
+                        None => Fence::Claim(Arc::clone(&self.owner)),
+                    });
+                p.event
+            })
             .collect();
         if events.len() < before {
             tracing::info!(source = %self.config.name, dropped = before - events.len(),
                 "Dropped events polled for partitions this consumer no longer owns.");
         }
-        events
+        (events, fences)
     }
 
     fn topic_partition(&self, key: &PartitionKey) -> Option<TopicPartition> {
@@ -362,6 +400,28 @@ impl KafkaSource {
 
     /// Pauses blocked partitions and commits the offsets SQLite now holds.
     pub fn after_batch(&mut self, report: &BatchReport) {
+        {
+            let mut own = self.shared.ownership.lock();
+            for (key, g) in &report.claimed {
+                if let Some(tp) = self.topic_partition(key) {
+                    own.claims.insert(tp, *g);
+                }
+            }
+        }
+        for key in report.fenced.keys() {
+            let Some(tp) = self.topic_partition(key) else {
+                continue;
+            };
+            let generation = {
+                let mut own = self.shared.ownership.lock();
+                own.claims.remove(&tp);
+                own.owned.get(&tp).copied().unwrap_or_default()
+            };
+            self.shared.durable.lock().remove(&tp);
+            tracing::error!(source = %self.config.name, topic = %tp.0, partition = tp.1,
+                "This consumer lost the partition to another one on the same database; it stays paused here until it is assigned again.");
+            self.pause(tp, Hold::Fenced { generation });
+        }
         for (key, blocked) in &report.blocked {
             let Some(tp) = self.topic_partition(key) else {
                 continue;
@@ -435,8 +495,9 @@ impl KafkaSource {
     pub fn close(self) {
         if self.config.group_id.is_some() {
             let durable = self.shared.durable.lock().clone();
+            let owned = self.shared.ownership.lock().owned.clone();
             let mut tpl = TopicPartitionList::new();
-            for (tp, o) in durable {
+            for (tp, o) in durable.into_iter().filter(|(tp, _)| owned.contains_key(tp)) {
                 let _ = tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(o));
             }
             if tpl.count() > 0

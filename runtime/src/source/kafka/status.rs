@@ -16,7 +16,8 @@ pub struct PartitionLag {
     /// High watermark minus the next offset to apply (`None` until
     /// librdkafka's statistics have reported a watermark).
     pub lag: Option<i64>,
-    /// Whether the partition is waiting to retry or stopped.
+    /// `running`, `retrying` (waiting out a backoff), `stopped` (until a
+    /// restart) or `fenced` (another consumer claimed it).
     pub state: &'static str,
 }
 
@@ -42,6 +43,7 @@ impl KafkaSource {
                 let state = match self.holds.get(&tp) {
                     Some(Hold::Retry { .. }) => "retrying",
                     Some(Hold::Stopped { .. }) => "stopped",
+                    Some(Hold::Fenced { .. }) => "fenced",
                     None => "running",
                 };
                 Some(PartitionLag {
@@ -60,7 +62,7 @@ impl KafkaSource {
             .iter()
             .filter_map(|(tp, h)| match h {
                 Hold::Stopped { offset } => Some((tp.clone(), *offset)),
-                Hold::Retry { .. } => None,
+                Hold::Retry { .. } | Hold::Fenced { .. } => None,
             })
             .collect()
     }

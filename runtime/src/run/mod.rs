@@ -9,12 +9,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+use crate::api::{ApiServer, PartitionView, PluginView, Status};
 use crate::app::build_pipeline;
 use crate::config::{Config, SourceConfig};
-use crate::pipeline::{Backoff, Outcome, Pipeline, Stats};
+use crate::pipeline::{Outcome, Pipeline, Stats};
 use crate::source::embedded::Embedded;
 use crate::source::kafka::KafkaSource;
 use crate::source::kafka::outbox::OutboxPublisher;
+
+mod driver;
+mod progress;
+
+pub use driver::Driver;
+use progress::Progress;
 
 /// The embedded broker's bootstrap address, printed at start.
 pub const EMBEDDED: &str = "embedded";
@@ -49,37 +56,40 @@ pub fn run(config: &Config, db_path: &Path, stop: Arc<AtomicBool>) -> anyhow::Re
             }
         }
     }
+    let status = Arc::new(Status::new(&config.api, Arc::clone(&stats)));
+    status.set_plugins(
+        pipeline
+            .plugins()
+            .map(|p| PluginView {
+                name: p.name.to_string(),
+                version: p.metadata.version.clone(),
+                digest: p.digest.clone(),
+            })
+            .collect(),
+    );
+    let api = if config.api.enabled {
+        let server = ApiServer::start(&config.api.listen, Arc::clone(&status))?;
+        println!("HTTP API listening on http://{}", server.addr());
+        Some(server)
+    } else {
+        None
+    };
     tracing::info!(db = %db_path.display(), sources = sources.len(), "ferry is running; Ctrl-C stops it gracefully.");
     let mut progress = Progress::new(config.runtime.progress_interval_ms, &stats);
-    let retry = Backoff::new(&config.pipeline.retry);
-    let mut host_failures = 0u32;
-    let linger = Duration::from_millis(config.pipeline.linger_ms);
-    let mut polled = Vec::with_capacity(config.pipeline.batch_size);
+    let mut driver = Driver::new(&config.pipeline).with_status(Arc::clone(&status));
+    let mut next_publish = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         for source in &mut sources {
-            source.tick();
-            polled.clear();
-            source.poll_into(&mut polled, config.pipeline.batch_size, linger);
-            let events = source.fence(std::mem::take(&mut polled));
-            if events.is_empty() {
-                continue;
-            }
-            match pipeline.apply_batch(&events) {
-                Ok(report) => {
-                    host_failures = 0;
-                    source.after_batch(&report);
-                }
-                Err(e) => {
-                    host_failures += 1;
-                    let delay = retry.delay(host_failures);
-                    tracing::error!(source = source.name(), error = %format!("{e:#}"), retry_in_ms = delay.as_millis() as u64,
-                        "A batch could not be committed; nothing of it was applied, and its partitions start again from it after a pause.");
-                    source.rewind(&events, delay);
-                }
-            }
+            driver.step(source, &mut pipeline);
+        }
+        status.heartbeat();
+        if Instant::now() >= next_publish {
+            next_publish = Instant::now() + PUBLISH_INTERVAL;
+            publish_partitions(&status, &mut pipeline, &sources);
         }
         progress.maybe_report(&mut pipeline, &sources, embedded.as_ref());
     }
+    drop(api);
     tracing::info!("Stopping: the last batch is committed; closing the sources.");
     for s in sources {
         s.close();
@@ -94,6 +104,26 @@ pub fn run(config: &Config, db_path: &Path, stop: Arc<AtomicBool>) -> anyhow::Re
         stats.total(Outcome::Retried)
     );
     Ok(())
+}
+
+/// How often the loop refreshes the partitions the API shows.
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
+
+fn publish_partitions(status: &Status, pipeline: &mut Pipeline, sources: &[KafkaSource]) {
+    let mut views = Vec::new();
+    for s in sources {
+        for l in s.lag(|k| pipeline.checkpoint(k).ok().flatten()) {
+            let key = (Arc::clone(&l.source), l.partition);
+            views.push(PartitionView {
+                source: l.source.to_string(),
+                partition: l.partition,
+                checkpoint: pipeline.checkpoint(&key).ok().flatten(),
+                lag: l.lag,
+                state: l.state.to_owned(),
+            });
+        }
+    }
+    status.set_partitions(views);
 }
 
 fn start_embedded(config: &Config) -> anyhow::Result<Option<Embedded>> {
@@ -133,74 +163,4 @@ fn start_embedded(config: &Config) -> anyhow::Result<Option<Embedded>> {
         );
     }
     Ok(Some(e))
-}
-
-/// The periodic progress line.
-struct Progress {
-    interval: Option<Duration>,
-    next: Instant,
-    last_total: u64,
-    last_at: Instant,
-}
-
-impl Progress {
-    fn new(interval_ms: u64, stats: &Stats) -> Self {
-        let interval = (interval_ms > 0).then(|| Duration::from_millis(interval_ms));
-        Self {
-            interval,
-            next: Instant::now() + interval.unwrap_or_default(),
-            last_total: total(stats),
-            last_at: Instant::now(),
-        }
-    }
-
-    fn maybe_report(
-        &mut self,
-        pipeline: &mut Pipeline,
-        sources: &[KafkaSource],
-        embedded: Option<&Embedded>,
-    ) {
-        let Some(interval) = self.interval else {
-            return;
-        };
-        let now = Instant::now();
-        if now < self.next {
-            return;
-        }
-        self.next = now + interval;
-        let stats = Arc::clone(pipeline.stats());
-        let t = total(&stats);
-        let rate =
-            (t - self.last_total) as f64 / now.duration_since(self.last_at).as_secs_f64().max(1e-3);
-        self.last_total = t;
-        self.last_at = now;
-        let mut lags = Vec::new();
-        for s in sources {
-            for l in s.lag(|k| pipeline.checkpoint(k).ok().flatten()) {
-                let lag = l.lag.map_or_else(|| "?".to_owned(), |v| v.to_string());
-                let state = if l.state == "running" {
-                    String::new()
-                } else {
-                    format!("({})", l.state)
-                };
-                lags.push(format!("{}/{}={lag}{state}", l.source, l.partition));
-            }
-        }
-        tracing::info!(
-            events_per_s = format!("{rate:.0}"),
-            applied = stats.total(Outcome::Applied),
-            skipped = stats.total(Outcome::Skipped),
-            dead_lettered = stats.total(Outcome::DeadLettered),
-            retried = stats.total(Outcome::Retried),
-            published = embedded.map(Embedded::published),
-            lag = lags.join(" "),
-            "Progress."
-        );
-    }
-}
-
-fn total(stats: &Stats) -> u64 {
-    stats.total(Outcome::Applied)
-        + stats.total(Outcome::Skipped)
-        + stats.total(Outcome::DeadLettered)
 }

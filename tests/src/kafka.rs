@@ -184,7 +184,17 @@ impl Running {
     }
 
     /// Sends SIGINT and waits (bounded) for a clean exit.
+    ///
+    /// Waits (bounded) for ferry to say it is running first: a SIGINT that
+    /// arrives before its signal handler is installed kills it outright.
     pub fn interrupt(mut self, limit: Duration) -> (Option<std::process::ExitStatus>, String) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.output().contains("ferry is running")
+            && Instant::now() < deadline
+            && matches!(self.child.try_wait(), Ok(None))
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let pid = i32::try_from(self.child.id()).expect("pid");
         #[allow(unsafe_code)]
         // SAFETY: kill(2) on our own child; no memory is involved.

@@ -326,7 +326,7 @@ mod tests {
                 )
             })
             .unwrap();
-        assert_eq!(n, 4);
+        assert_eq!(n, 5);
     }
 
     #[test]

@@ -1,0 +1,175 @@
+//! ferry's real pipeline on the benchmark topic: in process (source,
+//! pipeline and driver, the Wasm plugin) and end to end (`ferry run` as a
+//! child process, measured from the outside).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use ferry::config::{Config, SourceConfig};
+use ferry::pipeline::Stats;
+use ferry::run::Driver;
+use ferry::source::kafka::KafkaSource;
+
+use crate::measure::{Sample, cpu_self, tv};
+use crate::workload::TOPIC;
+
+/// Where ferry's inputs live.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// Broker address.
+    pub bootstrap: String,
+    /// `game_projection.wasm`.
+    pub plugin: PathBuf,
+    /// Precompiled-component cache shared by every run (warm after the
+    /// first).
+    pub cache: PathBuf,
+    /// Events per transaction.
+    pub batch_size: usize,
+}
+
+fn config_text(s: &Setup, db: &Path) -> String {
+    format!(
+        r#"
+[store]
+path = {db:?}
+
+[runtime]
+component_cache = {cache:?}
+progress_interval_ms = 0
+
+[pipeline]
+batch_size = {batch}
+linger_ms = 20
+
+[api]
+enabled = false
+
+[[plugins]]
+name = "game-projection"
+path = {plugin:?}
+events = ["GameCreated", "GameUpdated", "GameDeleted"]
+tables = ["games"]
+
+[[sources]]
+name = "catalog"
+kind = "kafka"
+brokers = "{bootstrap}"
+topics = ["{TOPIC}"]
+"#,
+        db = db.display().to_string(),
+        cache = s.cache.display().to_string(),
+        plugin = s.plugin.display().to_string(),
+        batch = s.batch_size,
+        bootstrap = s.bootstrap,
+    )
+}
+
+fn write_config(s: &Setup, dir: &Path, name: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let db = dir.join(format!("{name}.db"));
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, config_text(s, &db)).context("writing a bench config")?;
+    Ok((path, db))
+}
+
+/// ferry in this process: Kafka source → Wasm plugin → SQLite, until
+/// `total` events are applied. Plugin compilation and migration are not
+/// timed (the component cache is warm after the first run).
+pub fn in_process(s: &Setup, total: u64, dir: &Path) -> anyhow::Result<Sample> {
+    let (path, db) = write_config(s, dir, "inproc")?;
+    let config = Config::load(&path)?;
+    let SourceConfig::Kafka(k) = &config.sources[0];
+    let mut pipeline = ferry::app::build_pipeline(&config, &db, Arc::new(Stats::default()))?;
+    let cpu0 = cpu_self();
+    let start = Instant::now();
+    let mut source = KafkaSource::start(k, &s.bootstrap, &db, 1_000)?;
+    let mut driver = Driver::new(&config.pipeline);
+    let mut applied = 0u64;
+    let deadline = start + Duration::from_secs(600);
+    while applied < total && Instant::now() < deadline {
+        if let Some(r) = driver.step(&mut source, &mut pipeline) {
+            applied += r.applied as u64;
+        }
+    }
+    let wall = start.elapsed();
+    let cpu = cpu_self().saturating_sub(cpu0);
+    source.close();
+    Ok(Sample {
+        events: applied,
+        wall,
+        cpu,
+        ..Sample::default()
+    })
+}
+
+fn applied_so_far(db: &Path) -> u64 {
+    let Ok(c) =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return 0;
+    };
+    c.query_row(
+        r#"SELECT coalesce(sum("offset" + 1), 0) FROM ferry_checkpoints"#,
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map_or(0, |v| v.max(0) as u64)
+}
+
+/// `ferry run` as a child process until its checkpoints cover `total`
+/// events (watched read-only from here), then SIGINT; CPU and peak RSS
+/// come from the child's rusage.
+pub fn end_to_end(s: &Setup, ferry: &Path, total: u64, dir: &Path) -> anyhow::Result<Sample> {
+    let (path, db) = write_config(s, dir, "e2e")?;
+    let start = Instant::now();
+    let mut child = Command::new(ferry)
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("FERRY_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", ferry.display()))?;
+    let mut first = None;
+    let deadline = start + Duration::from_secs(600);
+    loop {
+        let n = applied_so_far(&db);
+        if n > 0 && first.is_none() {
+            first = Some(start.elapsed());
+        }
+        if n >= total || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let wall = start.elapsed();
+    let pid = child.id() as libc::pid_t;
+    let usage = interrupt_and_reap(pid);
+    let _ = child.wait();
+    let usage = usage.context("reaping ferry run")?;
+    Ok(Sample {
+        events: applied_so_far(&db),
+        wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        peak_rss_kib: Some(usage.ru_maxrss.max(0) as u64),
+        first_event: first,
+    })
+}
+
+#[allow(unsafe_code)]
+fn interrupt_and_reap(pid: libc::pid_t) -> anyhow::Result<libc::rusage> {
+    // SAFETY: kill(2) and wait4(2) on our own child; the rusage struct is
+    // owned and zeroed.
+    unsafe {
+        libc::kill(pid, libc::SIGINT);
+        let mut status = 0;
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::wait4(pid, &raw mut status, 0, &raw mut usage) < 0 {
+            anyhow::bail!("wait4 failed: {}", std::io::Error::last_os_error());
+        }
+        Ok(usage)
+    }
+}

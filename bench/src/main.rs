@@ -154,6 +154,10 @@ fn main() -> anyhow::Result<()> {
     };
     let mut rows = [
         Row {
+            name: "raw consume (librdkafka poll only, nothing applied: the delivery ceiling)",
+            samples: Vec::new(),
+        },
+        Row {
             name: "naive loop (native handler, tx + sync commit per event, synchronous=FULL)",
             samples: Vec::new(),
         },
@@ -169,16 +173,21 @@ fn main() -> anyhow::Result<()> {
     for run in 0..args.runs {
         eprintln!("run {}/{}…", run + 1, args.runs);
         let dir = tempfile::tempdir_in(work.path())?;
-        rows[0].samples.push(naive::run(
+        rows[0].samples.push(naive::raw_consume(
+            &setup.bootstrap,
+            PARTITIONS,
+            args.events,
+        )?);
+        rows[1].samples.push(naive::run(
             &setup.bootstrap,
             PARTITIONS,
             args.naive_events,
             dir.path(),
         )?);
-        rows[1]
+        rows[2]
             .samples
             .push(ferry_runs::in_process(&setup, args.events, dir.path())?);
-        rows[2].samples.push(ferry_runs::end_to_end(
+        rows[3].samples.push(ferry_runs::end_to_end(
             &setup,
             &ferry,
             args.events,
@@ -227,14 +236,18 @@ fn main() -> anyhow::Result<()> {
         );
     }
     println!();
-    let naive = rows[0].rate();
+    let naive = rows[1].rate();
     println!(
-        "- ferry in process / naive: **{:.0}×**",
-        rows[1].rate() / naive
+        "- ferry in process / naive: **{:.1}×**",
+        rows[2].rate() / naive
     );
     println!(
-        "- ferry run end to end / naive: **{:.0}×**",
-        rows[2].rate() / naive
+        "- ferry run end to end / naive: **{:.1}×**",
+        rows[3].rate() / naive
+    );
+    println!(
+        "- ferry in process / raw consume: **{:.2}**",
+        rows[2].rate() / rows[0].rate()
     );
     println!(
         "- CPU of in-process runs includes the mock broker's threads (same process); `ferry run`'s is the child's own."

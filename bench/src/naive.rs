@@ -97,3 +97,38 @@ pub fn run(bootstrap: &str, partitions: i32, n: u64, dir: &Path) -> anyhow::Resu
         ..Sample::default()
     })
 }
+
+/// The delivery ceiling: a plain consumer polling every event of the topic
+/// (payload touched, nothing applied), with ferry's client settings.
+pub fn raw_consume(bootstrap: &str, partitions: i32, n: u64) -> anyhow::Result<Sample> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("raw-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("queued.max.messages.kbytes", "16384")
+        .create()
+        .context("creating the raw consumer")?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(TOPIC, p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let cpu0 = cpu_self();
+    let start = Instant::now();
+    let mut seen = 0;
+    let mut bytes = 0usize;
+    let deadline = start + Duration::from_secs(600);
+    while seen < n && Instant::now() < deadline {
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            bytes += m.context("polling")?.payload().map_or(0, <[u8]>::len);
+            seen += 1;
+        }
+    }
+    std::hint::black_box(bytes);
+    Ok(Sample {
+        events: seen,
+        wall: start.elapsed(),
+        cpu: cpu_self().saturating_sub(cpu0),
+        ..Sample::default()
+    })
+}

@@ -80,7 +80,9 @@ fn write_config(s: &Setup, dir: &Path, name: &str) -> anyhow::Result<(PathBuf, P
 pub fn in_process(s: &Setup, total: u64, dir: &Path) -> anyhow::Result<Sample> {
     let (path, db) = write_config(s, dir, "inproc")?;
     let config = Config::load(&path)?;
-    let SourceConfig::Kafka(k) = &config.sources[0];
+    let SourceConfig::Kafka(k) = &config.sources[0] else {
+        anyhow::bail!("the bench config has a Kafka source");
+    };
     let mut pipeline = ferry::app::build_pipeline(&config, &db, Arc::new(Stats::default()))?;
     let cpu0 = cpu_self();
     let start = Instant::now();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use crate::config::{Config, PluginConfig};
-use crate::pipeline::{Pipeline, Stats};
+use crate::pipeline::{Pipeline, PluginCode, Stats};
 use crate::plugin::{LoadedPlugin, PluginHost};
 use crate::store::Db;
 
@@ -46,5 +46,9 @@ pub fn build_pipeline(
         );
     }
     let db = Db::open(db_path, &config.store.options())?;
+    let plugins = plugins
+        .into_iter()
+        .map(|(c, p)| (c, PluginCode::Wasm(p)))
+        .collect();
     Pipeline::new(db, plugins, &config.pipeline, stats)
 }

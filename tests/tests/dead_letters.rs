@@ -171,6 +171,7 @@ max_attempts = 1
         payload: b"{}".to_vec(),
         headers: vec![],
         timestamp_ms: None,
+        rejected: None,
     };
     let mut batch: Vec<Event> = (1..=3).map(|o| ev(o, "Append")).collect();
     batch.extend((4..=20).map(|o| ev(o, "Permanent")));

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use ferry::config::Config;
 use ferry_tests::kafka::{
     Running, appends, caught_up, checkpoints, committed, consume, high_watermarks, produce,
     wait_for,
@@ -62,19 +61,20 @@ fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> 
     c
 }
 
-/// Runs `ferry::run::run` in a thread; returns its stop flag and handle.
+/// Runs a `ferry::Runtime` in a thread; returns its stop flag and handle.
 fn run_in_process(
     path: &std::path::Path,
     db: &std::path::Path,
 ) -> (Arc<AtomicBool>, std::thread::JoinHandle<anyhow::Result<()>>) {
-    let config = Config::load(path).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    let db = db.to_owned();
-    (
-        stop,
-        std::thread::spawn(move || ferry::run::run(&config, &db, flag)),
-    )
+    let runtime = ferry::Runtime::builder()
+        .config_file(path)
+        .unwrap()
+        .store_path(db)
+        .stop_flag(Arc::clone(&stop))
+        .build()
+        .unwrap();
+    (stop, std::thread::spawn(move || runtime.run_blocking()))
 }
 
 /// Every event exactly once, and in partition order (keys stay in their

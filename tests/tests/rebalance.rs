@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry::config::{Config, SourceConfig};
-use ferry::pipeline::{Pipeline, Stats};
+use ferry::pipeline::{Fences, Pipeline, Stats};
 use ferry::run::Driver;
-use ferry::source::kafka::KafkaSource;
+use ferry::source::PartitionState;
+use ferry::source::kafka::{KafkaSource, Polled};
 use ferry_tests::kafka::{appends, caught_up, checkpoints, committed, high_watermarks, produce};
 use ferry_tests::{Workspace, count};
 use rdkafka::mocking::MockCluster;
@@ -61,7 +62,9 @@ struct Member {
 impl Member {
     fn join(config: &Path, db: &Path, bootstrap: &str) -> Self {
         let config = Config::load(config).unwrap();
-        let SourceConfig::Kafka(k) = &config.sources[0];
+        let SourceConfig::Kafka(k) = &config.sources[0] else {
+            panic!("the test config has a Kafka source")
+        };
         let pipeline = ferry::app::build_pipeline(&config, db, Arc::new(Stats::default())).unwrap();
         Self {
             source: KafkaSource::start(k, bootstrap, db, 100).unwrap(),
@@ -77,7 +80,25 @@ impl Member {
     }
 
     fn owned(&self) -> usize {
-        self.source.lag(|_| None).len()
+        self.source.partitions(&mut |_| None).len()
+    }
+
+    /// Polls without fencing (the first half of a batch).
+    fn poll_raw(&mut self, out: &mut Vec<Polled>) {
+        self.source.poll_into(
+            out,
+            400,
+            Duration::from_millis(50),
+            Duration::from_millis(50),
+        );
+    }
+
+    /// Fences what was polled (the second half).
+    fn fence(&self, mut polled: Vec<Polled>) -> (Vec<ferry::Event>, Fences) {
+        let (mut events, mut fences) = (Vec::new(), Fences::new());
+        self.source
+            .fence_into(&mut polled, &mut events, &mut fences);
+        (events, fences)
     }
 }
 
@@ -140,11 +161,10 @@ fn f13_a_zombie_that_lost_its_assignment_writes_nothing() {
     let mut polled = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while polled.len() < 100 && Instant::now() < deadline {
-        a.source
-            .poll_into(&mut polled, 400, Duration::from_millis(50));
+        a.poll_raw(&mut polled);
     }
     assert!(!polled.is_empty(), "A polled nothing");
-    let (stale, fences) = a.source.fence(polled);
+    let (stale, fences) = a.fence(polled);
     assert!(!stale.is_empty());
     // B joins; A does not poll, so the group throws it out and B gets all.
     let mut b = Member::join(&path, &db, &bootstrap);
@@ -172,8 +192,16 @@ fn f13_a_zombie_that_lost_its_assignment_writes_nothing() {
     assert_eq!((n, distinct), (800, 800), "every event exactly once");
     // Its source stops taking those partitions instead of retrying them.
     a.source.after_batch(&report);
-    let states: Vec<&str> = a.source.lag(|_| None).iter().map(|l| l.state).collect();
-    assert!(states.iter().all(|s| *s == "fenced"), "{states:?}");
+    let states: Vec<PartitionState> = a
+        .source
+        .partitions(&mut |_| None)
+        .iter()
+        .map(|l| l.state)
+        .collect();
+    assert!(
+        states.iter().all(|s| *s == PartitionState::Fenced),
+        "{states:?}"
+    );
 }
 
 /// F3: after a rebalance, a member must never commit the offsets it held
@@ -245,8 +273,7 @@ fn f4_a_revocation_finds_every_applied_event_durable_and_drops_the_unapplied() {
     let mut held = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while held.len() < 100 && Instant::now() < deadline {
-        a.source
-            .poll_into(&mut held, 400, Duration::from_millis(50));
+        a.poll_raw(&mut held);
     }
     assert!(!held.is_empty(), "A polled nothing");
     let mut b = Member::join(&path, &db, &bootstrap);
@@ -255,13 +282,12 @@ fn f4_a_revocation_finds_every_applied_event_durable_and_drops_the_unapplied() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut scratch = Vec::new();
     while a.owned() == PARTITIONS as usize && Instant::now() < deadline {
-        a.source
-            .poll_into(&mut scratch, 400, Duration::from_millis(50));
+        a.poll_raw(&mut scratch);
         b.step();
     }
     assert!(a.owned() < PARTITIONS as usize, "A was never revoked");
-    let (late, _) = a.source.fence(held);
-    let (late_scratch, _) = a.source.fence(scratch);
+    let (late, _) = a.fence(held);
+    let (late_scratch, _) = a.fence(std::mem::take(&mut scratch));
     assert!(
         late.is_empty() && late_scratch.is_empty(),
         "events polled before the revocation survived it"

@@ -45,6 +45,7 @@ fn ev_with(offset: i64, ty: &str, payload: &str) -> Event {
         payload: payload.as_bytes().to_vec(),
         headers: vec![],
         timestamp_ms: None,
+        rejected: None,
     }
 }
 

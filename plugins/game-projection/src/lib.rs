@@ -1,7 +1,7 @@
 //! game-projection: ferry's reference plugin.
 //!
-//! Keeps `games(id, name, price, image_uri, updated_at_offset)` up to date
-//! from Catalog's events:
+//! Keeps `games(id, name, price, image_uri, updated_at_offset,
+//! projected_by)` up to date from Catalog's events:
 //!
 //! - `GameCreated` / `GameUpdated` carry the full state
 //!   `{"id": "<uuid>", "name": "…", "price": 59.99, "imageUri": "…"}` and
@@ -14,9 +14,14 @@
 //! fields are ignored. The price is stored exactly, as canonical decimal
 //! text parsed from the number's own text (see [`decimal`]). Every handler
 //! is idempotent, so a redelivery or a rebuild from scratch converges to
-//! the same table.
+//! the same table. `projected_by` records the plugin version that wrote
+//! each row (schema 2; schema 1 tables are migrated by adding it).
+//!
+//! It also exports read-only query functions (`wit/queries.wit`):
+//! `get-game(id)` and `list-games(ids)`, served by ferry's read API.
 
 pub mod decimal;
+pub mod queries;
 
 use ferry_sdk::{Event, EventExt, HandleError, Handled, Projection, Store};
 use serde::Deserialize;
@@ -69,64 +74,92 @@ fn permanent(event: &Event, msg: String) -> HandleError {
     ))
 }
 
-/// The DDL of schema version 1.
-pub const SCHEMA_V1: &str = "CREATE TABLE IF NOT EXISTS games (
+/// The DDL of the current schema (version 2).
+pub const SCHEMA_V2: &str = "CREATE TABLE IF NOT EXISTS games (
     id                TEXT PRIMARY KEY,
     name              TEXT NOT NULL,
     price             TEXT NOT NULL,
     image_uri         TEXT,
-    updated_at_offset INTEGER NOT NULL
+    updated_at_offset INTEGER NOT NULL,
+    projected_by      TEXT
 ) WITHOUT ROWID";
 
-const UPSERT: &str = "INSERT INTO games (id, name, price, image_uri, updated_at_offset)
-    VALUES (?1, ?2, ?3, ?4, ?5)
+/// Schema 1 to 2: the version stamp.
+pub const V1_TO_V2: &str = "ALTER TABLE games ADD COLUMN projected_by TEXT";
+
+const UPSERT: &str =
+    "INSERT INTO games (id, name, price, image_uri, updated_at_offset, projected_by)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6)
     ON CONFLICT (id) DO UPDATE SET name = excluded.name, price = excluded.price,
-      image_uri = excluded.image_uri, updated_at_offset = excluded.updated_at_offset";
+      image_uri = excluded.image_uri, updated_at_offset = excluded.updated_at_offset,
+      projected_by = excluded.projected_by";
 
 const DELETE: &str = "DELETE FROM games WHERE id = ?1";
 
+/// Creates or upgrades the `games` table: schema 1 gains `projected_by`;
+/// a table at schema 2 or newer (left by a newer version this one was
+/// rolled back from) is kept as it is.
+pub fn migrate_games(store: &impl Store, from: Option<u32>) -> Result<(), String> {
+    let sql = match from {
+        Some(1) => V1_TO_V2,
+        _ => SCHEMA_V2,
+    };
+    store
+        .execute_batch(sql)
+        .map_err(|e| ferry_sdk::describe(&e))
+}
+
 impl Projection for GameProjection {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const SCHEMA: u32 = 1;
+    const SCHEMA: u32 = 2;
 
-    fn migrate(store: &impl Store, _from: Option<u32>) -> Result<(), String> {
-        store
-            .execute_batch(SCHEMA_V1)
-            .map_err(|e| ferry_sdk::describe(&e))
+    fn migrate(store: &impl Store, from: Option<u32>) -> Result<(), String> {
+        migrate_games(store, from)
     }
 
     fn handle(store: &impl Store, event: &Event) -> Result<Handled, HandleError> {
-        match event.event_type.as_str() {
-            "GameCreated" | "GameUpdated" => {
-                let game: GameState<'_> = event.json_borrowed()?;
-                let id = canonical_uuid(&game.id).map_err(|m| permanent(event, m))?;
-                if game.name.trim().is_empty() {
-                    return Err(permanent(event, "field `name` must not be empty".into()));
-                }
-                let price = decimal::canonical(game.price.get())
-                    .map_err(|m| permanent(event, format!("field `price`: {m}")))?;
-                store.execute(
-                    UPSERT,
-                    &[
-                        id.into(),
-                        game.name.into(),
-                        price.into(),
-                        game.image_uri.into(),
-                        event.offset.into(),
-                    ],
-                )?;
-                Ok(Handled::Applied)
+        apply(store, event, Self::VERSION)
+    }
+}
+
+/// Applies one Catalog event to `games`, stamping `projected_by` (the
+/// logic of [`GameProjection`], reusable by plugins that wrap it).
+pub fn apply(
+    store: &impl Store,
+    event: &Event,
+    projected_by: &str,
+) -> Result<Handled, HandleError> {
+    match event.event_type.as_str() {
+        "GameCreated" | "GameUpdated" => {
+            let game: GameState<'_> = event.json_borrowed()?;
+            let id = canonical_uuid(&game.id).map_err(|m| permanent(event, m))?;
+            if game.name.trim().is_empty() {
+                return Err(permanent(event, "field `name` must not be empty".into()));
             }
-            "GameDeleted" => {
-                let gone: GameDeleted = event.json()?;
-                let id = canonical_uuid(&gone.id).map_err(|m| permanent(event, m))?;
-                store.execute(DELETE, &[id.into()])?;
-                Ok(Handled::Applied)
-            }
-            other => Ok(Handled::Skipped(format!(
-                "game-projection does not handle `{other}`"
-            ))),
+            let price = decimal::canonical(game.price.get())
+                .map_err(|m| permanent(event, format!("field `price`: {m}")))?;
+            store.execute(
+                UPSERT,
+                &[
+                    id.into(),
+                    game.name.into(),
+                    price.into(),
+                    game.image_uri.into(),
+                    event.offset.into(),
+                    projected_by.into(),
+                ],
+            )?;
+            Ok(Handled::Applied)
         }
+        "GameDeleted" => {
+            let gone: GameDeleted = event.json()?;
+            let id = canonical_uuid(&gone.id).map_err(|m| permanent(event, m))?;
+            store.execute(DELETE, &[id.into()])?;
+            Ok(Handled::Applied)
+        }
+        other => Ok(Handled::Skipped(format!(
+            "game-projection does not handle `{other}`"
+        ))),
     }
 }
 
@@ -141,6 +174,7 @@ impl JsonBorrowed for Event {
     }
 }
 
+#[cfg(feature = "export")]
 ferry_sdk::export_projection!(GameProjection);
 
 #[cfg(test)]

@@ -146,3 +146,53 @@ fn uuids_are_canonicalised() {
     assert!(canonical_uuid("3f2504e0-4f89-11d3-9a0c-0305e82c330").is_err());
     assert!(canonical_uuid("3f2504e04-f89-11d3-9a0c-0305e82c3301").is_err());
 }
+
+#[test]
+fn schema_1_tables_gain_the_version_stamp() {
+    let c = Connection::open_in_memory().unwrap();
+    c.execute_batch(
+        "CREATE TABLE games (id TEXT PRIMARY KEY, name TEXT NOT NULL, price TEXT NOT NULL,
+           image_uri TEXT, updated_at_offset INTEGER NOT NULL) WITHOUT ROWID;
+         INSERT INTO games VALUES ('x', 'Old', '1', NULL, 3);",
+    )
+    .unwrap();
+    GameProjection::migrate(&SqliteStore::new(&c), Some(1)).unwrap();
+    GameProjection::migrate(&SqliteStore::new(&c), Some(2)).unwrap();
+    GameProjection::migrate(&SqliteStore::new(&c), Some(3)).unwrap();
+    let created = format!(r#"{{"id":"{ID}","name":"Doom","price":1}}"#);
+    handle(&c, &event(9, "GameCreated", &created)).unwrap();
+    let stamps: Vec<(String, Option<String>)> = c
+        .prepare("SELECT id, projected_by FROM games ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        stamps,
+        vec![
+            (ID_LC.to_owned(), Some(env!("CARGO_PKG_VERSION").to_owned())),
+            ("x".to_owned(), None)
+        ]
+    );
+}
+
+#[test]
+fn queries_find_games_by_any_uuid_spelling() {
+    use super::queries::{get_game, list_games};
+    let c = db();
+    let created = format!(r#"{{"id":"{ID}","name":"Doom","price":59.990}}"#);
+    handle(&c, &event(4, "GameCreated", &created)).unwrap();
+    let store = SqliteStore::new(&c);
+    let g = get_game(&store, ID).unwrap().unwrap();
+    assert_eq!(
+        (g.id.as_str(), g.price.as_str(), g.updated_at_offset),
+        (ID_LC, "59.99", 4)
+    );
+    let other = "00000000-0000-0000-0000-000000000001";
+    assert_eq!(get_game(&store, other).unwrap(), None);
+    assert!(get_game(&store, "nope").unwrap_err().contains("UUID"));
+    let listed = list_games(&store, &[other.to_owned(), ID_LC.to_owned()]).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, "Doom");
+}

@@ -1,26 +1,34 @@
-//! The HTTP API of `ferry run` on one listener: `/health/live`,
-//! `/health/ready`, `/metrics` (Prometheus text) and `/sources`.
+//! The HTTP API, one listener: health, Prometheus metrics, sources and
+//! consistency-token waits, plugins (list, deploy, rollback, history), the
+//! read API over plugins' query functions, and dead letters.
 //!
-//! It runs on its own thread with a single-threaded Tokio runtime and only
-//! reads the [`Status`] the loop publishes; a slow client never touches the
-//! pipeline.
+//! It runs on its own thread with a single-threaded Tokio runtime; reads
+//! come from the [`Status`] the loop publishes (a slow client never
+//! touches the pipeline), changes go to the loop as commands carried out
+//! between batches, queries run on read-only connections off the reactor.
 
-mod histogram;
+mod dead_letters;
+mod health;
 pub mod metrics;
+mod ops;
+mod plugins;
+pub mod query;
 pub mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
-pub use histogram::Histogram;
-pub use status::{PartitionView, PluginView, Status};
+use crate::run::{Control, ControlError, ControlErrorKind};
+
+pub use status::{PartitionView, Phase, PluginView, Refusal, SourceView, Status, StreamView};
 
 /// A running API server; dropping it shuts the listener down.
 #[derive(Debug)]
@@ -32,8 +40,8 @@ pub struct ApiServer {
 
 impl ApiServer {
     /// Binds `listen` (synchronously, so a taken port is reported here)
-    /// and serves `status` on a background thread.
-    pub fn start(listen: &str, status: Arc<Status>) -> anyhow::Result<Self> {
+    /// and serves on a background thread.
+    pub fn start(listen: &str, control: Arc<Control>) -> anyhow::Result<Self> {
         let listener = std::net::TcpListener::bind(listen)
             .with_context(|| format!("binding the HTTP API to {listen} (api.listen)"))?;
         listener
@@ -47,7 +55,7 @@ impl ApiServer {
             .build()
             .context("starting the HTTP API runtime")?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = router(status);
+        let app = router(control);
         let thread = std::thread::Builder::new()
             .name("ferry-api".into())
             .spawn(move || {
@@ -70,6 +78,7 @@ impl ApiServer {
                 });
             })
             .context("starting the HTTP API thread")?;
+        tracing::info!(%addr, "The HTTP API is listening.");
         Ok(Self {
             addr,
             shutdown: Some(tx),
@@ -94,46 +103,103 @@ impl Drop for ApiServer {
     }
 }
 
-fn router(status: Arc<Status>) -> Router {
+fn router(control: Arc<Control>) -> Router {
+    let max_upload =
+        usize::try_from(control.api.max_upload_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
     Router::new()
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics_text))
-        .route("/sources", get(sources))
-        .route("/plugins", get(plugins))
-        .with_state(status)
+        .route("/health/live", get(ops::live))
+        .route("/health/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics_text))
+        .route("/sources", get(ops::sources))
+        .route("/sources/{name}", get(ops::source))
+        .route("/sources/{name}/wait", get(ops::wait))
+        .route("/plugins", get(plugins::list))
+        .route("/plugins/{name}", get(plugins::one).put(plugins::deploy))
+        .route("/plugins/{name}/rollback", post(plugins::rollback))
+        .route("/plugins/{name}/history", get(plugins::history))
+        .route("/plugins/{name}/query/{function}", get(query::handle))
+        .route("/dead-letters", get(dead_letters::list))
+        .route("/dead-letters/retry", post(dead_letters::retry_many))
+        .route(
+            "/dead-letters/{id}",
+            get(dead_letters::show).delete(dead_letters::purge),
+        )
+        .route("/dead-letters/{id}/retry", post(dead_letters::retry_one))
+        .layer(DefaultBodyLimit::max(max_upload))
+        .with_state(control)
 }
 
-fn verdict(r: Result<(), String>) -> Response {
-    match r {
-        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
-    }
-}
-
-async fn live(State(s): State<Arc<Status>>) -> Response {
-    verdict(s.live())
-}
-
-async fn ready(State(s): State<Arc<Status>>) -> Response {
-    verdict(s.ready())
-}
-
-async fn metrics_text(State(s): State<Arc<Status>>) -> Response {
+/// A JSON error body `{"error": …}` with `status`.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        metrics::render(&s),
+        status,
+        axum::Json(serde_json::json!({ "error": message.into() })),
     )
         .into_response()
 }
 
-async fn sources(State(s): State<Arc<Status>>) -> Response {
-    axum::Json(s.partitions()).into_response()
+/// A control error as an HTTP response.
+pub(crate) fn control_error(e: ControlError) -> Response {
+    let status = match e.kind {
+        ControlErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ControlErrorKind::Conflict => StatusCode::CONFLICT,
+        ControlErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ControlErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (
+        status,
+        axum::Json(serde_json::json!({ "error": e.message, "kind": e.kind })),
+    )
+        .into_response()
 }
 
-async fn plugins(State(s): State<Arc<Status>>) -> Response {
-    axum::Json(s.plugins()).into_response()
+/// Requests that change something need `Authorization: Bearer <token>`
+/// when `api.admin_token` is set.
+pub(crate) fn authorize(control: &Control, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let Some(token) = &control.api.admin_token else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+        Ok(())
+    } else {
+        Err(Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "this request changes ferry's state and needs `Authorization: Bearer <api.admin_token>`",
+        )))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Longest wait for the loop to carry out a control request.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Waits for a control request's answer.
+pub(crate) async fn answer<T>(
+    rx: tokio::sync::oneshot::Receiver<Result<T, ControlError>>,
+) -> Result<T, ControlError> {
+    match tokio::time::timeout(CONTROL_TIMEOUT, rx).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err(ControlError::unavailable()),
+        Err(_) => Err(ControlError::new(
+            ControlErrorKind::Unavailable,
+            "the run loop did not answer within 120 s",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tokens_compare_in_constant_time_and_exactly() {
+        assert!(super::constant_time_eq(b"abc", b"abc"));
+        assert!(!super::constant_time_eq(b"abc", b"abd"));
+        assert!(!super::constant_time_eq(b"abc", b"abcd"));
+    }
 }

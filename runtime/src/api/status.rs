@@ -1,7 +1,8 @@
-//! What `ferry run`'s loop publishes about itself for the API: heartbeat,
-//! last commit, partitions, counters, plugin versions; and the health
-//! verdicts computed from it.
+//! What the run loop publishes about itself for the API and for embedding
+//! hosts: heartbeat, commits, partitions, sources, plugins, counters; and
+//! the checkpoints that consistency-token waits watch.
 
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -9,51 +10,116 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use super::histogram::Histogram;
 use crate::config::ApiConfig;
-use crate::pipeline::Stats;
+use crate::pipeline::{BatchReport, Histogram, PluginInfo, Stats};
+use crate::plugin::LoadedPlugin;
 
 /// One partition as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PartitionView {
-    /// Checkpoint key of the source (`<source>/<topic>` for Kafka).
+    /// Checkpoint key of the source (`<source>/<topic>` for Kafka, the
+    /// source name for a feed).
     pub source: String,
     /// Partition.
     pub partition: i32,
-    /// Last applied offset, if any.
+    /// Last applied offset (or feed sequence number), if any.
     pub checkpoint: Option<i64>,
-    /// Events not applied yet (`None` until the broker reported a high
-    /// watermark).
+    /// Events not applied yet (`None` while unknown).
     pub lag: Option<i64>,
-    /// `running`, `retrying`, `stopped` or `fenced`.
+    /// `running`, `retrying`, `stopped`, `fenced` or `failing`.
     pub state: String,
+    /// Why it is not running, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
-/// One active plugin.
+/// One configured source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PluginView {
-    /// Plugin name.
+pub struct SourceView {
+    /// Its name.
     pub name: String,
-    /// Version it reports.
-    pub version: String,
-    /// SHA-256 of the component.
-    pub digest: String,
+    /// `kafka` or `http-feed`.
+    pub kind: String,
+    /// Its streams: Kafka topics (each with its checkpoint key), or the
+    /// feed (topic `None`).
+    pub streams: Vec<StreamView>,
 }
 
-/// Shared between the loop (writer) and the API (reader).
+/// One stream of a source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamView {
+    /// The Kafka topic, `None` for a feed.
+    pub topic: Option<String>,
+    /// Its checkpoint key.
+    pub key: String,
+}
+
+/// A version that was refused, for the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// When (milliseconds since the Unix epoch).
+    pub at_ms: i64,
+    /// What caused the attempt (`file`, `reload`, `api`, …).
+    pub trigger: String,
+    /// Digest of the refused bytes, when they could be read.
+    pub digest: Option<String>,
+    /// Why.
+    pub error: String,
+}
+
+/// A plugin as `GET /plugins` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PluginView {
+    /// What the pipeline says about it.
+    #[serde(flatten)]
+    pub info: PluginInfo,
+    /// Events by outcome.
+    pub counters: BTreeMap<String, u64>,
+    /// The last version that was refused, if any.
+    pub last_refusal: Option<Refusal>,
+}
+
+/// Where the run loop is in its life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state", content = "error")]
+pub enum Phase {
+    /// Loading plugins, opening the store and sources.
+    Starting,
+    /// Consuming.
+    Running,
+    /// Stopped (with the error that stopped it, if any).
+    Stopped(Option<String>),
+}
+
+/// Shared between the loop (writer) and the API and handles (readers).
 #[derive(Debug)]
 pub struct Status {
-    started: Instant,
-    heartbeat_ms: AtomicU64,
-    last_commit_ms: AtomicU64,
-    partitions: Mutex<Vec<PartitionView>>,
-    plugins: Mutex<Vec<PluginView>>,
+    pub(super) started: Instant,
+    pub(super) heartbeat_ms: AtomicU64,
+    pub(super) last_commit_ms: AtomicU64,
+    pub(super) partitions: Mutex<Vec<PartitionView>>,
+    sources: Mutex<Vec<SourceView>>,
+    plugins: Mutex<Vec<PluginInfo>>,
+    components: Mutex<HashMap<String, Component>>,
+    refusals: Mutex<HashMap<String, Refusal>>,
+    swaps: Mutex<BTreeMap<(String, &'static str), u64>>,
+    phase: Mutex<Phase>,
     stats: Arc<Stats>,
     /// Duration of batch transactions (begin to commit), seconds.
     pub batch_seconds: Histogram,
-    stuck_after: Duration,
-    ready_max_lag: u64,
+    pub(super) stuck_after: Duration,
+    pub(super) ready_max_lag: u64,
+    checkpoints: Mutex<HashMap<(String, i32), i64>>,
+    commits: tokio::sync::watch::Sender<u64>,
+    rate: Mutex<VecDeque<(Instant, u64)>>,
+    applied_total: AtomicU64,
 }
+
+/// An active WebAssembly plugin with its granted tables (for the read API).
+pub type Component = (Arc<LoadedPlugin>, Vec<String>);
+
+/// How far back the apply rate looks.
+const RATE_WINDOW: Duration = Duration::from_secs(10);
 
 impl Status {
     /// Fresh status; health thresholds come from `[api]`.
@@ -63,15 +129,24 @@ impl Status {
             heartbeat_ms: AtomicU64::new(0),
             last_commit_ms: AtomicU64::new(0),
             partitions: Mutex::new(Vec::new()),
+            sources: Mutex::new(Vec::new()),
             plugins: Mutex::new(Vec::new()),
+            components: Mutex::new(HashMap::new()),
+            refusals: Mutex::new(HashMap::new()),
+            swaps: Mutex::new(BTreeMap::new()),
+            phase: Mutex::new(Phase::Starting),
             stats,
             batch_seconds: Histogram::default(),
             stuck_after: Duration::from_millis(config.stuck_after_ms),
             ready_max_lag: config.ready_max_lag,
+            checkpoints: Mutex::new(HashMap::new()),
+            commits: tokio::sync::watch::Sender::new(0),
+            rate: Mutex::new(VecDeque::new()),
+            applied_total: AtomicU64::new(0),
         }
     }
 
-    fn now_ms(&self) -> u64 {
+    pub(super) fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
@@ -80,10 +155,59 @@ impl Status {
         self.heartbeat_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
-    /// A batch committed after `took`.
-    pub fn committed(&self, took: Duration) {
+    /// A batch committed after `took`: records it, moves the checkpoints
+    /// waits watch, and wakes the waiters.
+    pub fn batch_committed(&self, report: &BatchReport, took: Duration) {
+        if report.committed.is_empty() {
+            return;
+        }
         self.last_commit_ms.store(self.now_ms(), Ordering::Relaxed);
-        self.batch_seconds.observe(took.as_secs_f64());
+        self.batch_seconds.observe_duration(took);
+        {
+            let mut cps = self.checkpoints.lock();
+            for ((source, partition), offset) in &report.committed {
+                cps.insert((source.to_string(), *partition), *offset);
+            }
+        }
+        let done = (report.applied + report.skipped + report.dead_lettered) as u64;
+        let total = self.applied_total.fetch_add(done, Ordering::Relaxed) + done;
+        {
+            let now = Instant::now();
+            let mut r = self.rate.lock();
+            r.push_back((now, total));
+            while r.len() > 2 && r.front().is_some_and(|(t, _)| now - *t > RATE_WINDOW) {
+                r.pop_front();
+            }
+        }
+        self.commits.send_modify(|n| *n += 1);
+    }
+
+    /// Sets the checkpoints known at start (before any batch).
+    pub fn set_checkpoints(&self, checkpoints: impl IntoIterator<Item = ((String, i32), i64)>) {
+        self.checkpoints.lock().extend(checkpoints);
+        self.commits.send_modify(|n| *n += 1);
+    }
+
+    /// The last applied offset of `(key, partition)`, as of the last commit.
+    pub fn checkpoint(&self, key: &str, partition: i32) -> Option<i64> {
+        self.checkpoints
+            .lock()
+            .get(&(key.to_owned(), partition))
+            .copied()
+    }
+
+    /// A receiver that changes after every commit.
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commits.subscribe()
+    }
+
+    /// Events decided (applied, skipped, dead-lettered) per second over
+    /// the last few seconds, if known.
+    pub fn apply_rate(&self) -> Option<f64> {
+        let r = self.rate.lock();
+        let (first, last) = (r.front()?, r.back()?);
+        let secs = last.0.duration_since(first.0).as_secs_f64();
+        (secs > 0.05).then(|| (last.1 - first.1) as f64 / secs)
     }
 
     /// Replaces the partition list.
@@ -91,19 +215,77 @@ impl Status {
         *self.partitions.lock() = partitions;
     }
 
-    /// Replaces the plugin list.
-    pub fn set_plugins(&self, plugins: Vec<PluginView>) {
-        *self.plugins.lock() = plugins;
-    }
-
     /// The partitions.
     pub fn partitions(&self) -> Vec<PartitionView> {
         self.partitions.lock().clone()
     }
 
-    /// The plugins.
+    /// Replaces the source list.
+    pub fn set_sources(&self, sources: Vec<SourceView>) {
+        *self.sources.lock() = sources;
+    }
+
+    /// The sources.
+    pub fn sources(&self) -> Vec<SourceView> {
+        self.sources.lock().clone()
+    }
+
+    /// Replaces the plugin list and the active components (with their
+    /// granted tables) the read API instantiates.
+    pub fn set_plugins(
+        &self,
+        plugins: Vec<PluginInfo>,
+        components: impl IntoIterator<Item = (String, Arc<LoadedPlugin>, Vec<String>)>,
+    ) {
+        *self.plugins.lock() = plugins;
+        *self.components.lock() = components
+            .into_iter()
+            .map(|(name, p, tables)| (name, (p, tables)))
+            .collect();
+    }
+
+    /// The plugins with their counters and last refusal.
     pub fn plugins(&self) -> Vec<PluginView> {
-        self.plugins.lock().clone()
+        let refusals = self.refusals.lock().clone();
+        self.plugins
+            .lock()
+            .iter()
+            .map(|info| PluginView {
+                counters: self
+                    .stats
+                    .plugin_totals(&info.name)
+                    .into_iter()
+                    .map(|(o, n)| (o.as_str().to_owned(), n))
+                    .collect(),
+                last_refusal: refusals.get(&info.name).cloned(),
+                info: info.clone(),
+            })
+            .collect()
+    }
+
+    /// The active component of a WebAssembly plugin and its tables.
+    pub fn component(&self, plugin: &str) -> Option<Component> {
+        self.components.lock().get(plugin).cloned()
+    }
+
+    /// A version of `plugin` was refused.
+    pub fn refused(&self, plugin: &str, refusal: Refusal) {
+        self.count_swap(plugin, "refused");
+        self.refusals.lock().insert(plugin.to_owned(), refusal);
+    }
+
+    /// Counts a swap outcome (`activated`, `refused`, `rolled-back`).
+    pub fn count_swap(&self, plugin: &str, result: &'static str) {
+        *self
+            .swaps
+            .lock()
+            .entry((plugin.to_owned(), result))
+            .or_default() += 1;
+    }
+
+    /// Swap outcomes per plugin.
+    pub fn swaps(&self) -> BTreeMap<(String, &'static str), u64> {
+        self.swaps.lock().clone()
     }
 
     /// The counters.
@@ -111,116 +293,19 @@ impl Status {
         &self.stats
     }
 
-    /// `Ok` while the loop makes progress: it turned within
-    /// `stuck_after_ms`, and if events are waiting on a partition that is
-    /// not stopped, a batch committed within it too.
-    pub fn live(&self) -> Result<(), String> {
-        let now = self.now_ms();
-        let limit = self.stuck_after.as_millis() as u64;
-        let idle = now.saturating_sub(self.heartbeat_ms.load(Ordering::Relaxed));
-        if idle > limit {
-            return Err(format!(
-                "the loop has not turned for {idle} ms (limit {limit} ms)"
-            ));
-        }
-        let waiting: Vec<String> = self
-            .partitions
-            .lock()
-            .iter()
-            .filter(|p| p.lag.is_some_and(|l| l > 0))
-            .filter(|p| p.state == "running" || p.state == "retrying")
-            .map(|p| format!("{}/{}", p.source, p.partition))
-            .collect();
-        let since = now.saturating_sub(self.last_commit_ms.load(Ordering::Relaxed));
-        if !waiting.is_empty() && since > limit {
-            return Err(format!(
-                "events are waiting on {} but nothing was committed for {since} ms (limit {limit} ms)",
-                waiting.join(", ")
-            ));
-        }
-        Ok(())
+    /// The counters, shared.
+    pub fn stats_handle(&self) -> Arc<Stats> {
+        Arc::clone(&self.stats)
     }
 
-    /// `Ok` when live, a partition is assigned, none is stopped or
-    /// fenced, and every lag is known and at most `ready_max_lag`.
-    pub fn ready(&self) -> Result<(), String> {
-        self.live()?;
-        let parts = self.partitions.lock();
-        if parts.is_empty() {
-            return Err("no partition is assigned yet".to_owned());
-        }
-        let mut problems = Vec::new();
-        for p in parts.iter() {
-            let name = format!("{}/{}", p.source, p.partition);
-            match (p.state.as_str(), p.lag) {
-                ("stopped" | "fenced", _) => problems.push(format!("{name} is {}", p.state)),
-                (_, None) => problems.push(format!("{name} has no known lag yet")),
-                (_, Some(l)) if l as u64 > self.ready_max_lag => problems.push(format!(
-                    "{name} lags {l} events (limit {})",
-                    self.ready_max_lag
-                )),
-                _ => {}
-            }
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("; "))
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn status(stuck_ms: u64) -> Status {
-        let config = ApiConfig {
-            stuck_after_ms: stuck_ms,
-            ready_max_lag: 10,
-            ..ApiConfig::default()
-        };
-        Status::new(&config, Arc::default())
+    /// Where the loop is.
+    pub fn phase(&self) -> Phase {
+        self.phase.lock().clone()
     }
 
-    fn part(lag: Option<i64>, state: &str) -> PartitionView {
-        PartitionView {
-            source: "s/t".into(),
-            partition: 0,
-            checkpoint: None,
-            lag,
-            state: state.into(),
-        }
-    }
-
-    #[test]
-    fn a_loop_that_stops_turning_or_committing_is_not_live() {
-        let s = status(100);
-        s.heartbeat();
-        assert_eq!(s.ready(), Err("no partition is assigned yet".into()));
-        s.set_partitions(vec![part(Some(3), "running")]);
-        assert!(s.ready().is_ok());
-        std::thread::sleep(Duration::from_millis(150));
-        s.heartbeat();
-        let e = s.live().unwrap_err();
-        assert!(e.contains("nothing was committed"), "{e}");
-        assert!(s.ready().is_err());
-        s.committed(Duration::from_millis(1));
-        assert!(s.live().is_ok());
-        std::thread::sleep(Duration::from_millis(150));
-        assert!(s.live().unwrap_err().contains("has not turned"));
-    }
-
-    #[test]
-    fn stopped_unknown_or_lagging_partitions_are_not_ready() {
-        let s = status(10_000);
-        s.heartbeat();
-        s.set_partitions(vec![part(Some(0), "stopped")]);
-        assert!(s.live().is_ok(), "a stopped partition is not a stuck loop");
-        assert!(s.ready().unwrap_err().contains("s/t/0 is stopped"));
-        s.set_partitions(vec![part(None, "running")]);
-        assert!(s.ready().unwrap_err().contains("no known lag"));
-        s.set_partitions(vec![part(Some(11), "running")]);
-        assert!(s.ready().unwrap_err().contains("lags 11"));
+    /// Moves the loop to `phase` and wakes waiters.
+    pub fn set_phase(&self, phase: Phase) {
+        *self.phase.lock() = phase;
+        self.commits.send_modify(|n| *n += 1);
     }
 }

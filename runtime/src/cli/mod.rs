@@ -2,6 +2,9 @@
 
 mod check;
 mod dlq;
+mod http;
+mod plugins;
+mod rebuild;
 mod replay;
 mod run;
 
@@ -31,6 +34,10 @@ enum Command {
     Run(ConfigArgs),
     /// Inspect and manage dead letters: list, show, retry, purge.
     Dlq(dlq::DlqArgs),
+    /// Ask a running ferry about its plugins, or roll one back.
+    Plugins(plugins::PluginsArgs),
+    /// Re-project one plugin's tables into a shadow copy, then cut over.
+    Rebuild(rebuild::RebuildArgs),
 }
 
 /// `--config` and `--db`, shared by every command that opens the store.
@@ -81,6 +88,8 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => replay::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Dlq(args) => dlq::run(&args),
+        Command::Plugins(args) => plugins::run(&args),
+        Command::Rebuild(args) => rebuild::run(&args),
     };
     match result {
         Ok(code) => code,

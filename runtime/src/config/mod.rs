@@ -2,6 +2,7 @@
 //! `validate()` that lists every problem at once, each naming its key.
 
 mod api;
+mod feed;
 mod plugins;
 mod sources;
 
@@ -12,9 +13,10 @@ use serde::Deserialize;
 use crate::store::{StoreOptions, Synchronous};
 
 pub use api::ApiConfig;
-pub use plugins::{FailurePolicy, PluginConfig};
+pub use plugins::{AutoRollback, FailurePolicy, PluginConfig};
 pub use sources::{
-    EventTypeFrom, FORBIDDEN_LIBRDKAFKA, KafkaMode, KafkaSourceConfig, SourceConfig, StartFrom,
+    EventTypeFrom, FORBIDDEN_LIBRDKAFKA, GapPolicy, HttpFeedSourceConfig, KafkaMode,
+    KafkaSourceConfig, SourceConfig, StartFrom,
 };
 
 /// The whole configuration file.
@@ -40,7 +42,8 @@ pub struct Config {
     /// `brokers = "embedded"`.
     #[serde(default)]
     pub embedded: EmbeddedConfig,
-    /// The HTTP API of `ferry run`: health, metrics, sources.
+    /// The HTTP API: health, metrics, sources, plugins, dead letters and
+    /// the read API.
     #[serde(default)]
     pub api: ApiConfig,
     /// Directory relative paths are resolved against (the config file's
@@ -114,6 +117,18 @@ pub struct RuntimeConfig {
     /// partition, outcomes), in milliseconds; 0 turns it off.
     #[serde(default = "default_progress_interval_ms")]
     pub progress_interval_ms: u64,
+    /// Watch every plugin's file and hot-swap a new version when it
+    /// changes (deploy with an atomic rename).
+    #[serde(default = "default_true")]
+    pub watch_plugins: bool,
+    /// How often plugin files are checked, in milliseconds; a change is
+    /// acted on once the file has stayed the same for one more interval.
+    #[serde(default = "default_watch_interval_ms")]
+    pub watch_interval_ms: u64,
+}
+
+fn default_watch_interval_ms() -> u64 {
+    500
 }
 
 fn default_progress_interval_ms() -> u64 {
@@ -125,6 +140,8 @@ impl Default for RuntimeConfig {
         Self {
             component_cache: None,
             progress_interval_ms: default_progress_interval_ms(),
+            watch_plugins: true,
+            watch_interval_ms: default_watch_interval_ms(),
         }
     }
 }
@@ -413,6 +430,12 @@ impl Config {
             p.push(format!(
                 "pipeline.dead_letter_guard.max_dead_letters ({}) must not exceed window_events ({})",
                 g.max_dead_letters, g.window_events
+            ));
+        }
+        if !(10..=60_000).contains(&self.runtime.watch_interval_ms) {
+            p.push(format!(
+                "runtime.watch_interval_ms must be between 10 and 60000, not {}",
+                self.runtime.watch_interval_ms
             ));
         }
         if self.store.path.as_os_str().is_empty() {

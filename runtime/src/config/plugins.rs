@@ -55,6 +55,39 @@ pub struct PluginConfig {
     /// `dead-letter` (default) or `stop-partition`.
     #[serde(default)]
     pub on_failure: FailurePolicy,
+    /// Automatic rollback of a newly swapped-in version that fails where
+    /// the previous one succeeds. Absent: no automatic rollback.
+    #[serde(default)]
+    pub auto_rollback: Option<AutoRollback>,
+}
+
+/// `[plugins.auto_rollback]`: probation of a newly swapped-in version.
+///
+/// For its first `events` calls the previous version stays loaded. When
+/// the new version fails an event (anything but a busy database), the
+/// previous version is tried on the same event in a fresh savepoint: if it
+/// succeeds, its result is kept (the event is applied exactly once, by the
+/// previous version) and the failure counts against the new version. When
+/// more than `max_error_rate × events` such failures happen, the new
+/// version is rolled back; once it has made `events` calls without that,
+/// it is kept. An event both versions fail is an ordinary failing event.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AutoRollback {
+    /// How many calls of a new version are on probation.
+    #[serde(default = "default_probation_events")]
+    pub events: u32,
+    /// Largest tolerated share of probation calls that fail where the
+    /// previous version succeeds (0 to 1).
+    #[serde(default = "default_max_error_rate")]
+    pub max_error_rate: f64,
+}
+
+fn default_probation_events() -> u32 {
+    100
+}
+fn default_max_error_rate() -> f64 {
+    0.1
 }
 
 fn default_timeout_ms() -> u64 {
@@ -167,6 +200,20 @@ pub(super) fn validate(plugins: &[PluginConfig], p: &mut Vec<String>) {
             p.push(format!(
                 "{key}.max_retryable_attempts (plugin `{name}`) must be at least 1 when set"
             ));
+        }
+        if let Some(r) = &pl.auto_rollback {
+            if !(1..=1_000_000).contains(&r.events) {
+                p.push(format!(
+                    "{key}.auto_rollback.events (plugin `{name}`) must be between 1 and 1000000, not {}",
+                    r.events
+                ));
+            }
+            if !(0.0..=1.0).contains(&r.max_error_rate) {
+                p.push(format!(
+                    "{key}.auto_rollback.max_error_rate (plugin `{name}`) must be between 0 and 1, not {}",
+                    r.max_error_rate
+                ));
+            }
         }
     }
 }

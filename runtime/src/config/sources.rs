@@ -4,6 +4,8 @@ use std::collections::HashSet;
 
 use serde::Deserialize;
 
+pub use super::feed::{GapPolicy, HttpFeedSourceConfig};
+
 /// Where the event type of a record comes from.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +38,8 @@ pub const DEFAULT_HEADER: &str = "event-type";
 pub enum SourceConfig {
     /// `kind = "kafka"`: one or more Kafka topics.
     Kafka(KafkaSourceConfig),
+    /// `kind = "http-feed"`: a polled HTTP event feed.
+    HttpFeed(HttpFeedSourceConfig),
 }
 
 impl SourceConfig {
@@ -43,6 +47,7 @@ impl SourceConfig {
     pub fn name(&self) -> &str {
         match self {
             SourceConfig::Kafka(k) => &k.name,
+            SourceConfig::HttpFeed(f) => &f.name,
         }
     }
 
@@ -50,6 +55,7 @@ impl SourceConfig {
     pub fn event_type(&self) -> &EventTypeFrom {
         match self {
             SourceConfig::Kafka(k) => &k.event_type,
+            SourceConfig::HttpFeed(f) => &f.event_type,
         }
     }
 
@@ -57,6 +63,7 @@ impl SourceConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::Kafka(_) => "kafka",
+            SourceConfig::HttpFeed(_) => "http-feed",
         }
     }
 }
@@ -160,7 +167,22 @@ pub(super) fn validate(sources: &[SourceConfig], p: &mut Vec<String>) {
             p.push(format!("{key}.name `{name}` is used by another source"));
         }
         match s {
-            SourceConfig::Kafka(k) => validate_kafka(&key, k, p),
+            SourceConfig::Kafka(k) => {
+                if !cfg!(feature = "kafka") {
+                    p.push(format!(
+                        "{key}.kind = \"kafka\": this ferry was built without Kafka support (cargo feature `kafka`)"
+                    ));
+                }
+                validate_kafka(&key, k, p);
+            }
+            SourceConfig::HttpFeed(f) => {
+                if !cfg!(feature = "http-feed") {
+                    p.push(format!(
+                        "{key}.kind = \"http-feed\": this ferry was built without HTTP feed support (cargo feature `http-feed`)"
+                    ));
+                }
+                super::feed::validate(&key, f, p);
+            }
         }
         let et = s.event_type();
         if et.header.is_some() && et.pointer.is_some() {

@@ -31,7 +31,11 @@ fn format_fields(fields: &[(String, String)]) -> String {
 impl Host for HostState {
     fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
         let plugin = &*self.plugin;
-        let event = self.current_event.as_deref().unwrap_or("-");
+        let event = match &self.current_event {
+            Some(p) => p.to_string(),
+            None => "-".to_owned(),
+        };
+        let event = event.as_str();
         let message = cut(&message);
         let fields = format_fields(&fields);
         match level {

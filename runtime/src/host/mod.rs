@@ -30,7 +30,7 @@ pub struct HostState {
     /// Plugin name, for log lines.
     pub plugin: Arc<str>,
     /// Position of the event being handled, for log lines.
-    pub current_event: Option<String>,
+    pub current_event: Option<crate::event::Position>,
     /// The plugin's stderr (its last line explains most traps).
     pub stderr: stdio::LogStream,
 }

@@ -2,12 +2,10 @@
 //! attempts (retry with backoff, then the plugin's `on_failure` policy),
 //! malformed input, and the dead-letter flood guard.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{
-    Attempts, BatchReport, Blocked, Note, Outcome, PartitionKey, Pipeline, Touched, advance,
-};
+use super::apply::{Touched, advance};
+use super::{Attempts, BatchReport, Blocked, Note, Outcome, PartitionKey, Pipeline};
 use crate::config::{FailurePolicy, UnknownEventPolicy};
 use crate::event::Event;
 use crate::plugin::{Failure, FailureKind};
@@ -19,10 +17,10 @@ impl Pipeline {
         &mut self,
         ev: &Event,
         key: &PartitionKey,
+        ty: &Arc<str>,
         report: &mut BatchReport,
         touched: &mut Touched,
     ) -> anyhow::Result<()> {
-        let ty = ev.event_type.as_deref().unwrap_or("-");
         let failure = Failure::new(
             FailureKind::UnknownEventType,
             match &ev.event_type {
@@ -35,12 +33,13 @@ impl Pipeline {
         match self.unknown {
             UnknownEventPolicy::Skip => {
                 report.skipped += 1;
-                self.stats.add("-", ty, Outcome::Skipped, 1);
+                self.tally.add(&self.no_plugin, ty, Outcome::Skipped);
                 self.guard_record(key, false);
-                tracing::debug!(event = %ev.position(), event_type = ty, "Skipped an event no plugin handles.");
+                tracing::debug!(event = %ev.at(), event_type = &**ty, "Skipped an event no plugin handles.");
             }
             UnknownEventPolicy::DeadLetter => {
                 if let Some(stop) = self.guard_trips(key, ev, &failure, None, 1) {
+                    self.tally.add(&self.no_plugin, ty, Outcome::Stopped);
                     report
                         .notes
                         .push(note(key, ev, Outcome::Stopped, &stop.failure));
@@ -49,16 +48,16 @@ impl Pipeline {
                 }
                 self.dead_letter(ev, None, &failure, 1, None)?;
                 report.dead_lettered += 1;
-                self.stats.add("-", ty, Outcome::DeadLettered, 1);
-                tracing::error!(event = %ev.position(), event_type = ty, error = %failure,
+                self.tally.add(&self.no_plugin, ty, Outcome::DeadLettered);
+                tracing::error!(event = %ev.at(), event_type = &**ty, error = %failure,
                     "Recorded an event no plugin handles as a dead letter.");
                 report
                     .notes
                     .push(note(key, ev, Outcome::DeadLettered, &failure));
             }
             UnknownEventPolicy::Fail => {
-                self.stats.add("-", ty, Outcome::Stopped, 1);
-                tracing::error!(event = %ev.position(), event_type = ty, error = %failure,
+                self.tally.add(&self.no_plugin, ty, Outcome::Stopped);
+                tracing::error!(event = %ev.at(), event_type = &**ty, error = %failure,
                     "Stopped the partition at an event no plugin handles (unknown_event_type = \"fail\").");
                 report.notes.push(note(key, ev, Outcome::Stopped, &failure));
                 report
@@ -79,28 +78,32 @@ impl Pipeline {
         i: usize,
         ev: &Event,
         key: PartitionKey,
+        ty: &Arc<str>,
         failure: Failure,
         report: &mut BatchReport,
         touched: &mut Touched,
-        attempts: &mut HashMap<PartitionKey, Attempts>,
     ) -> anyhow::Result<()> {
-        let config = &self.slots[i].config;
+        let slot = &self.slots[i];
+        let config = &slot.config;
         let (max_attempts, max_retryable, policy) = (
             config.max_attempts,
             config.max_retryable_attempts,
             config.on_failure,
         );
-        let plugin = config.name.clone();
-        let digest = self.slots[i].instance.plugin().digest.clone();
-        let ty = ev.event_type.clone().unwrap_or_default();
+        let plugin = Arc::clone(&slot.name);
+        let digest = slot.active.digest();
+        let stamp = Arc::clone(&slot.stamp);
         let now: String = self
             .db
             .with(|c| c.query_row(&format!("SELECT {NOW}"), [], |r| r.get(0)))?;
-        let entry = attempts.entry(key.clone()).or_insert_with(|| Attempts {
-            offset: ev.offset,
-            count: 0,
-            first_failed_at: now.clone(),
-        });
+        let entry = self
+            .attempts
+            .entry(key.clone())
+            .or_insert_with(|| Attempts {
+                offset: ev.offset,
+                count: 0,
+                first_failed_at: now.clone(),
+            });
         if entry.offset != ev.offset {
             *entry = Attempts {
                 offset: ev.offset,
@@ -115,12 +118,12 @@ impl Pipeline {
         } else {
             n >= max_attempts
         };
-        let who = Some(plugin.as_str());
+        let who = Some(&*plugin);
         if !exhausted {
             let delay = self.backoff.delay(n);
-            self.stats.add(&plugin, &ty, Outcome::Retried, 1);
+            self.tally.add(&plugin, ty, Outcome::Retried);
             tracing::warn!(
-                plugin = %plugin, event = %ev.position(), event_type = %ty, attempt = n,
+                plugin = %plugin, event = %ev.at(), event_type = &**ty, attempt = n,
                 retry_in_ms = delay.as_millis() as u64, error_class = %failure.kind, error = %failure.message,
                 "An event failed; its partition waits and retries it."
             );
@@ -134,9 +137,9 @@ impl Pipeline {
             FailurePolicy::DeadLetter => self.guard_trips(&key, ev, &failure, who, n),
         };
         if let Some(stop) = stop {
-            self.stats.add(&plugin, &ty, Outcome::Stopped, 1);
+            self.tally.add(&plugin, ty, Outcome::Stopped);
             tracing::error!(
-                plugin = %plugin, event = %ev.position(), event_type = %ty, attempts = n,
+                plugin = %plugin, event = %ev.at(), event_type = &**ty, attempts = n,
                 error_class = %stop.failure.kind, error = %stop.failure.message,
                 "An event used up its attempts; its partition is stopped."
             );
@@ -153,18 +156,18 @@ impl Pipeline {
             n,
             Some(&first_failed_at),
         )?;
-        attempts.remove(&key);
+        self.attempts.remove(&key);
         report.dead_lettered += 1;
-        self.stats.add(&plugin, &ty, Outcome::DeadLettered, 1);
+        self.tally.add(&plugin, ty, Outcome::DeadLettered);
         tracing::error!(
-            plugin = %plugin, event = %ev.position(), event_type = %ty, attempts = n,
+            plugin = %plugin, event = %ev.at(), event_type = &**ty, attempts = n,
             error_class = %failure.kind, error = %failure.message,
             "An event used up its attempts and was recorded as a dead letter."
         );
         report
             .notes
             .push(note(&key, ev, Outcome::DeadLettered, &failure));
-        advance(touched, key, ev.offset, Some(format!("{plugin}@{digest}")));
+        advance(touched, key, ev.offset, Some(&stamp));
         Ok(())
     }
 
@@ -184,7 +187,7 @@ impl Pipeline {
 
     /// If dead-lettering `ev` would exceed the flood guard's limit, the
     /// partition stops instead; otherwise the dead letter is counted.
-    fn guard_trips(
+    pub(super) fn guard_trips(
         &mut self,
         key: &PartitionKey,
         ev: &Event,

@@ -13,29 +13,40 @@
 //! attempts, the plugin's `on_failure` policy applies: a dead letter written
 //! in the same transaction that moves the checkpoint past it, or a stopped
 //! partition (invariant 3).
+//!
+//! Plugins are swapped, rolled back and reconfigured only between batches
+//! ([`swap`]), so every event is applied entirely by one version
+//! (invariant 6).
 
+mod apply;
 pub mod backoff;
 mod failures;
 mod fences;
+pub mod histogram;
+mod probation;
 pub mod redrive;
+mod slot;
 pub mod stats;
+pub mod swap;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-
 use crate::config::{DeadLetterGuard, PipelineConfig, PluginConfig, UnknownEventPolicy};
 use crate::event::Event;
-use crate::plugin::bindings::Handled;
-use crate::plugin::{Failure, LoadedPlugin, PluginInstance};
+use crate::plugin::{Failure, LoadedPlugin};
 use crate::router::Router;
-use crate::store::{Db, checkpoint, registry};
+use crate::store::{Db, checkpoint};
 
 pub use backoff::Backoff;
 pub use fences::{Fence, Fences};
-pub use stats::{Outcome, Stats};
+pub use histogram::Histogram;
+pub use slot::{PluginCode, PluginInfo, PreviousVersion, ProbationInfo};
+pub use stats::{Outcome, Stats, Tally};
+pub use swap::{Activation, SwapError};
+
+use slot::Slot;
 
 /// A source partition.
 pub type PartitionKey = (Arc<str>, i32);
@@ -98,11 +109,9 @@ pub struct BatchReport {
     pub fenced: BTreeMap<PartitionKey, i64>,
     /// Events not applied because their partition was fenced.
     pub fenced_events: usize,
-}
-
-struct Slot {
-    config: PluginConfig,
-    instance: PluginInstance,
+    /// Versions rolled back after the batch because they failed their
+    /// probation (see [`crate::config::AutoRollback`]).
+    pub rollbacks: Vec<Activation>,
 }
 
 #[derive(Debug, Clone)]
@@ -126,6 +135,9 @@ pub struct Pipeline {
     guard_windows: HashMap<PartitionKey, VecDeque<bool>>,
     dead_letter_topics: HashMap<String, String>,
     stats: Arc<Stats>,
+    tally: Tally,
+    types: HashSet<Arc<str>>,
+    no_plugin: Arc<str>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -136,24 +148,23 @@ impl std::fmt::Debug for Pipeline {
     }
 }
 
+/// Most distinct event-type names kept interned; beyond it names are
+/// allocated per event (and counted as `(other)` by [`Stats`]).
+const MAX_INTERNED_TYPES: usize = 4_096;
+
 impl Pipeline {
     /// Activates `plugins` on `db` (running each one's `migrate` in its own
-    /// transaction) and returns a pipeline ready to apply batches.
+    /// transaction, recording new versions in the plugin history) and
+    /// returns a pipeline ready to apply batches.
     pub fn new(
         db: Db,
-        plugins: Vec<(PluginConfig, Arc<LoadedPlugin>)>,
+        plugins: Vec<(PluginConfig, PluginCode)>,
         config: &PipelineConfig,
         stats: Arc<Stats>,
     ) -> anyhow::Result<Self> {
-        let router = Router::new(
-            plugins
-                .iter()
-                .enumerate()
-                .map(|(i, (c, _))| (i, c.events.as_slice())),
-        );
         let mut pipeline = Self {
             slots: Vec::new(),
-            router,
+            router: Router::default(),
             unknown: config.unknown_event_type,
             backoff: Backoff::new(&config.retry),
             checkpoints: HashMap::new(),
@@ -162,43 +173,25 @@ impl Pipeline {
             guard_windows: HashMap::new(),
             dead_letter_topics: HashMap::new(),
             stats,
+            tally: Tally::default(),
+            types: HashSet::new(),
+            no_plugin: "-".into(),
             db,
         };
-        for (config, loaded) in plugins {
-            let instance = PluginInstance::new(loaded, pipeline.db.shared(), pipeline.db.scope());
-            pipeline.slots.push(Slot { config, instance });
+        for (config, code) in plugins {
+            pipeline.add_at_start(config, code)?;
         }
-        for i in 0..pipeline.slots.len() {
-            pipeline.activate(i)?;
-        }
+        pipeline.reroute();
         Ok(pipeline)
     }
 
-    fn activate(&mut self, i: usize) -> anyhow::Result<()> {
-        let slot = &mut self.slots[i];
-        let plugin = Arc::clone(slot.instance.plugin());
-        let name = &*plugin.name;
-        let previous = self.db.with(|c| registry::get(c, name))?;
-        let from = previous.as_ref().map(|p| p.schema_version);
-        self.db.begin()?;
-        if let Err(f) = slot.instance.migrate(from) {
-            self.db.rollback();
-            anyhow::bail!("plugin `{name}`: `migrate` failed, nothing it wrote was kept: {f}");
-        }
-        let meta = &plugin.metadata;
-        let recorded = self
-            .db
-            .with(|c| registry::activate(c, name, &plugin.digest, &meta.version, meta.schema));
-        recorded
-            .map_err(anyhow::Error::from)
-            .and_then(|()| self.db.commit().map_err(anyhow::Error::from))
-            .with_context(|| format!("activating plugin `{name}`"))?;
-        tracing::info!(
-            plugin = name, version = %meta.version, digest = %plugin.digest,
-            schema_from = ?from, schema = meta.schema,
-            "Activated the plugin; its tables are migrated."
+    fn reroute(&mut self) {
+        self.router = Router::new(
+            self.slots
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i, s.config.events.as_slice())),
         );
-        Ok(())
     }
 
     /// Dead letters of source `source` are also published to `topic`
@@ -213,9 +206,17 @@ impl Pipeline {
         &self.db
     }
 
-    /// The active plugins, in configuration order.
-    pub fn plugins(&self) -> impl Iterator<Item = &Arc<LoadedPlugin>> {
-        self.slots.iter().map(|s| s.instance.plugin())
+    /// The active WebAssembly plugins with their configuration, in
+    /// configuration order.
+    pub fn plugins(&self) -> impl Iterator<Item = (&PluginConfig, &Arc<LoadedPlugin>)> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.active.wasm().map(|p| (&s.config, p)))
+    }
+
+    /// What the pipeline tells about every plugin, in configuration order.
+    pub fn plugin_infos(&self) -> Vec<PluginInfo> {
+        self.slots.iter().map(Slot::info).collect()
     }
 
     /// The counters.
@@ -234,6 +235,19 @@ impl Pipeline {
         Ok(c)
     }
 
+    /// The interned name of an event type (`-` when unknown).
+    fn intern(&mut self, event_type: Option<&str>) -> Arc<str> {
+        let name = event_type.unwrap_or("-");
+        if let Some(t) = self.types.get(name) {
+            return Arc::clone(t);
+        }
+        let t: Arc<str> = name.into();
+        if self.types.len() < MAX_INTERNED_TYPES {
+            self.types.insert(Arc::clone(&t));
+        }
+        t
+    }
+
     /// Applies `events` (in order; any mix of partitions) in one
     /// transaction. An `Err` means nothing of the batch was committed.
     pub fn apply_batch(&mut self, events: &[Event]) -> anyhow::Result<BatchReport> {
@@ -250,18 +264,23 @@ impl Pipeline {
         fences: &Fences,
     ) -> anyhow::Result<BatchReport> {
         let mut report = BatchReport::default();
-        let mut touched = Touched::new();
-        let attempts_before = self.attempts.clone();
+        let mut touched = apply::Touched::new();
+        let attempts_before = (!self.attempts.is_empty()).then(|| self.attempts.clone());
+        let probations: Vec<Option<(u32, u32)>> = self
+            .slots
+            .iter()
+            .map(|s| s.probation.as_ref().map(|p| p.counts()))
+            .collect();
+        self.tally.clear();
         self.db.begin()?;
         let mut result = self.enforce_fences(fences, &mut report);
-        let mut attempts_after = self.attempts.clone();
         if result.is_ok() {
-            result = self.apply_events(events, &mut report, &mut touched, &mut attempts_after);
+            result = self.apply_events(events, &mut report, &mut touched);
         }
         let result = result.and_then(|()| {
             self.db.with(|c| {
-                for (key, (offset, digests)) in &touched {
-                    let digest = digests.iter().cloned().collect::<Vec<_>>().join(",");
+                for (key, (offset, stamps)) in &touched {
+                    let digest = stamps.iter().map(|s| &**s).collect::<Vec<&str>>().join(",");
                     let generation = Self::generation(fences, &report, key);
                     checkpoint::write(c, &key.0, key.1, *offset, &digest, generation)?;
                 }
@@ -272,102 +291,24 @@ impl Pipeline {
         });
         if let Err(e) = result {
             self.db.rollback();
-            self.attempts = attempts_before;
+            self.tally.clear();
+            self.attempts = attempts_before.unwrap_or_default();
+            for (slot, saved) in self.slots.iter_mut().zip(probations) {
+                if let (Some(p), Some(saved)) = (slot.probation.as_mut(), saved) {
+                    p.restore(saved);
+                }
+            }
             for key in report.claimed.keys() {
                 self.checkpoints.remove(key);
             }
             return Err(e.context("the batch was rolled back"));
         }
+        self.stats.merge(&mut self.tally);
         for (key, (offset, _)) in touched {
             self.checkpoints.insert(key.clone(), Some(offset));
             report.committed.insert(key, offset);
         }
-        self.attempts = attempts_after;
+        report.rollbacks = self.judge_probations();
         Ok(report)
-    }
-
-    fn apply_events(
-        &mut self,
-        events: &[Event],
-        report: &mut BatchReport,
-        touched: &mut Touched,
-        attempts: &mut HashMap<PartitionKey, Attempts>,
-    ) -> anyhow::Result<()> {
-        for ev in events {
-            let key: PartitionKey = (Arc::clone(&ev.source), ev.partition);
-            if report.blocked.contains_key(&key) {
-                continue;
-            }
-            if report.fenced.contains_key(&key) {
-                report.fenced_events += 1;
-                continue;
-            }
-            let done = touched.get(&key).map(|t| t.0);
-            let checkpoint = match done {
-                Some(o) => Some(o),
-                None => self.checkpoint(&key)?,
-            };
-            if checkpoint.is_some_and(|c| ev.offset <= c) {
-                report.already_applied += 1;
-                let ty = ev.event_type.as_deref().unwrap_or("-");
-                self.stats.add("-", ty, Outcome::AlreadyApplied, 1);
-                continue;
-            }
-            let event_type = ev.event_type.as_deref();
-            let route = event_type.and_then(|t| self.router.route(t));
-            let Some(i) = route else {
-                self.unroutable(ev, &key, report, touched)?;
-                continue;
-            };
-            self.db.savepoint()?;
-            let ty = event_type.unwrap_or_default();
-            let result = self.slots[i].instance.handle(ev, ty);
-            let plugin = Arc::clone(&self.slots[i].instance.plugin().name);
-            match result {
-                Ok(handled) => {
-                    self.db.release()?;
-                    attempts.remove(&key);
-                    let digest = &self.slots[i].instance.plugin().digest;
-                    let stamp = format!("{plugin}@{digest}");
-                    self.guard_record(&key, false);
-                    advance(touched, key, ev.offset, Some(stamp));
-                    match handled {
-                        Handled::Applied => {
-                            report.applied += 1;
-                            self.stats.add(&plugin, ty, Outcome::Applied, 1);
-                        }
-                        Handled::Skipped(reason) => {
-                            report.skipped += 1;
-                            self.stats.add(&plugin, ty, Outcome::Skipped, 1);
-                            tracing::debug!(plugin = &*plugin, event = %ev.position(), event_type = ty, %reason,
-                                "The plugin skipped the event.");
-                        }
-                    }
-                }
-                Err(failure) => {
-                    self.db.rollback_event()?;
-                    self.failed(i, ev, key, failure, report, touched, attempts)?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Partitions a batch advanced: last offset and the plugin stamps.
-pub(crate) type Touched = BTreeMap<PartitionKey, (i64, BTreeSet<String>)>;
-
-/// Moves a partition's pending checkpoint to `offset`, stamping the plugin
-/// (`name@digest`) that handled it.
-pub(crate) fn advance(
-    touched: &mut Touched,
-    key: PartitionKey,
-    offset: i64,
-    stamp: Option<String>,
-) {
-    let entry = touched.entry(key).or_insert((offset, BTreeSet::new()));
-    entry.0 = offset;
-    if let Some(s) = stamp {
-        entry.1.insert(s);
     }
 }

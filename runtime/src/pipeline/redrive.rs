@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::{Outcome, Pipeline};
-use crate::plugin::bindings::Handled;
+use crate::plugin::Handled;
 use crate::plugin::{Failure, FailureKind};
 use crate::store::{DeadLetter, dead_letter};
 
@@ -61,6 +61,9 @@ impl Pipeline {
         let Some(i) = ev.event_type.as_deref().and_then(|t| self.router.route(t)) else {
             let why = if dl.error_class == FailureKind::MalformedEnvelope.as_str() {
                 "a malformed envelope is not an event and cannot be retried; purge it".to_owned()
+            } else if dl.error_class == FailureKind::Gap.as_str() {
+                "a gap in a feed's sequence numbers is not an event and cannot be retried; purge it"
+                    .to_owned()
             } else {
                 format!("no plugin handles event type `{ty}`")
             };
@@ -72,7 +75,7 @@ impl Pipeline {
         self.db.begin()?;
         let attempt = (|| -> anyhow::Result<Redriven> {
             self.db.savepoint()?;
-            match self.slots[i].instance.handle(ev, &ty) {
+            match self.slots[i].active.handle(ev, &ty) {
                 Ok(handled) => {
                     self.db.release()?;
                     self.db.with(|c| dead_letter::delete(c, dl.id))?;
@@ -80,8 +83,8 @@ impl Pipeline {
                 }
                 Err(failure) => {
                     self.db.rollback_event()?;
-                    let plugin = self.slots[i].instance.plugin();
-                    let (name, digest) = (plugin.name.to_string(), plugin.digest.clone());
+                    let slot = &self.slots[i];
+                    let (name, digest) = (slot.name.to_string(), slot.active.digest());
                     self.record_dead_letter(ev, Some((&name, &digest)), &failure, 1, None)?;
                     Ok(Redriven::Failed(failure))
                 }

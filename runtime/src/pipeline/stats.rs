@@ -1,10 +1,17 @@
-//! Counters per plugin, event type and outcome (exposed as metrics and in
-//! the progress line and replay summary).
+//! Counters per plugin, event type and outcome, and handler latency per
+//! plugin (exposed as metrics, in the progress line and replay summary).
+//!
+//! The pipeline counts a batch's outcomes in a [`Tally`] and merges it
+//! after the commit, so the counters describe committed outcomes (plus
+//! failed attempts); a batch rolled back whole counts nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
+
+use super::histogram::Histogram;
 
 /// What happened to one event (or attempt).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -25,6 +32,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in display order.
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Applied,
+        Outcome::Skipped,
+        Outcome::AlreadyApplied,
+        Outcome::Retried,
+        Outcome::DeadLettered,
+        Outcome::Stopped,
+    ];
+
     /// Name used in metrics and summaries.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -35,6 +52,10 @@ impl Outcome {
             Outcome::DeadLettered => "dead-lettered",
             Outcome::Stopped => "stopped",
         }
+    }
+
+    fn index(self) -> usize {
+        self as usize
     }
 }
 
@@ -55,36 +76,148 @@ pub struct CounterKey {
     pub outcome: Outcome,
 }
 
-/// Thread-safe counters.
+/// Most distinct event types counted per plugin; further ones are counted
+/// as [`OTHER_TYPES`], so a stream of random type names cannot grow the
+/// counters (and the metrics) without bound.
+pub const MAX_TYPES_PER_PLUGIN: usize = 1_000;
+/// The event-type label of types beyond [`MAX_TYPES_PER_PLUGIN`].
+pub const OTHER_TYPES: &str = "(other)";
+
+type Counts = [u64; Outcome::ALL.len()];
+
+/// Thread-safe counters and latency histograms.
 #[derive(Debug, Default)]
 pub struct Stats {
-    counters: Mutex<BTreeMap<CounterKey, u64>>,
+    counters: Mutex<HashMap<String, HashMap<String, Counts>>>,
+    latency: Mutex<BTreeMap<String, Arc<Histogram>>>,
 }
 
 impl Stats {
     /// Adds `n` to a counter.
     pub fn add(&self, plugin: &str, event_type: &str, outcome: Outcome, n: u64) {
-        let key = CounterKey {
-            plugin: plugin.to_owned(),
-            event_type: event_type.to_owned(),
-            outcome,
-        };
-        *self.counters.lock().entry(key).or_default() += n;
+        let mut c = self.counters.lock();
+        bump(&mut c, plugin, event_type, outcome, n);
+    }
+
+    /// Adds a batch's tally.
+    pub fn merge(&self, tally: &mut Tally) {
+        if tally.counts.is_empty() {
+            return;
+        }
+        let mut c = self.counters.lock();
+        for ((plugin, ty, outcome), n) in tally.counts.drain() {
+            bump(&mut c, &plugin, &ty, outcome, n);
+        }
     }
 
     /// A copy of every counter.
     pub fn snapshot(&self) -> BTreeMap<CounterKey, u64> {
-        self.counters.lock().clone()
+        let c = self.counters.lock();
+        let mut out = BTreeMap::new();
+        for (plugin, types) in c.iter() {
+            for (ty, counts) in types {
+                for o in Outcome::ALL {
+                    let n = counts[o.index()];
+                    if n > 0 {
+                        out.insert(
+                            CounterKey {
+                                plugin: plugin.clone(),
+                                event_type: ty.clone(),
+                                outcome: o,
+                            },
+                            n,
+                        );
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Sum of one outcome over every plugin and type.
     pub fn total(&self, outcome: Outcome) -> u64 {
         self.counters
             .lock()
-            .iter()
-            .filter(|(k, _)| k.outcome == outcome)
-            .map(|(_, v)| v)
+            .values()
+            .flat_map(HashMap::values)
+            .map(|c| c[outcome.index()])
             .sum()
+    }
+
+    /// Sum of each outcome over every type of one plugin.
+    pub fn plugin_totals(&self, plugin: &str) -> BTreeMap<Outcome, u64> {
+        let c = self.counters.lock();
+        let mut out = BTreeMap::new();
+        for counts in c.get(plugin).into_iter().flat_map(HashMap::values) {
+            for o in Outcome::ALL {
+                *out.entry(o).or_default() += counts[o.index()];
+            }
+        }
+        out
+    }
+
+    /// The handler-latency histogram of `plugin` (created on first use).
+    pub fn latency(&self, plugin: &str) -> Arc<Histogram> {
+        let mut l = self.latency.lock();
+        if let Some(h) = l.get(plugin) {
+            return Arc::clone(h);
+        }
+        let h = Arc::new(Histogram::default());
+        l.insert(plugin.to_owned(), Arc::clone(&h));
+        h
+    }
+
+    /// Every plugin's handler-latency histogram.
+    pub fn latencies(&self) -> Vec<(String, Arc<Histogram>)> {
+        self.latency
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .collect()
+    }
+}
+
+fn bump(
+    c: &mut HashMap<String, HashMap<String, Counts>>,
+    plugin: &str,
+    event_type: &str,
+    outcome: Outcome,
+    n: u64,
+) {
+    let types = match c.get_mut(plugin) {
+        Some(t) => t,
+        None => c.entry(plugin.to_owned()).or_default(),
+    };
+    if let Some(counts) = types.get_mut(event_type) {
+        counts[outcome.index()] += n;
+        return;
+    }
+    let label = if types.len() >= MAX_TYPES_PER_PLUGIN {
+        OTHER_TYPES
+    } else {
+        event_type
+    };
+    types.entry(label.to_owned()).or_default()[outcome.index()] += n;
+}
+
+/// One batch's outcome counts, merged into [`Stats`] after the commit.
+#[derive(Debug, Default)]
+pub struct Tally {
+    counts: HashMap<(Arc<str>, Arc<str>, Outcome), u64>,
+}
+
+impl Tally {
+    /// Counts one event of `event_type` with `outcome` for `plugin`.
+    pub fn add(&mut self, plugin: &Arc<str>, event_type: &Arc<str>, outcome: Outcome) {
+        *self
+            .counts
+            .entry((Arc::clone(plugin), Arc::clone(event_type), outcome))
+            .or_default() += 1;
+    }
+
+    /// Forgets everything counted (the batch was rolled back).
+    pub fn clear(&mut self) {
+        self.counts.clear();
     }
 }
 
@@ -98,7 +231,31 @@ mod tests {
         s.add("p", "A", Outcome::Applied, 2);
         s.add("p", "B", Outcome::Applied, 1);
         s.add("-", "C", Outcome::Skipped, 1);
-        assert_eq!(s.total(Outcome::Applied), 3);
-        assert_eq!(s.snapshot().len(), 3);
+        let mut t = Tally::default();
+        let (p, a): (Arc<str>, Arc<str>) = ("p".into(), "A".into());
+        t.add(&p, &a, Outcome::Applied);
+        t.add(&p, &a, Outcome::Retried);
+        s.merge(&mut t);
+        assert_eq!(s.total(Outcome::Applied), 4);
+        assert_eq!(s.total(Outcome::Retried), 1);
+        assert_eq!(s.snapshot().len(), 4);
+        assert_eq!(s.plugin_totals("p")[&Outcome::Applied], 4);
+    }
+
+    #[test]
+    fn event_types_beyond_the_cap_are_counted_as_other() {
+        let s = Stats::default();
+        for i in 0..MAX_TYPES_PER_PLUGIN + 5 {
+            s.add("-", &format!("T{i}"), Outcome::Skipped, 1);
+        }
+        let snap = s.snapshot();
+        assert_eq!(snap.len(), MAX_TYPES_PER_PLUGIN + 1);
+        let other = CounterKey {
+            plugin: "-".into(),
+            event_type: OTHER_TYPES.into(),
+            outcome: Outcome::Skipped,
+        };
+        assert_eq!(snap[&other], 5);
+        assert_eq!(s.total(Outcome::Skipped), (MAX_TYPES_PER_PLUGIN + 5) as u64);
     }
 }

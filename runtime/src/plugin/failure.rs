@@ -22,8 +22,12 @@ pub enum FailureKind {
     Memory,
     /// No plugin handles this event type (policy `dead-letter` or `fail`).
     UnknownEventType,
-    /// The event could not even be decoded into an event (replay envelope).
+    /// The event could not even be decoded into an event (replay envelope,
+    /// feed entry).
     MalformedEnvelope,
+    /// Sequence numbers missing from a feed (recorded where the feed moves
+    /// past them).
+    Gap,
 }
 
 impl FailureKind {
@@ -39,6 +43,7 @@ impl FailureKind {
             FailureKind::Memory => "memory",
             FailureKind::UnknownEventType => "unknown-event-type",
             FailureKind::MalformedEnvelope => "malformed-envelope",
+            FailureKind::Gap => "gap",
         }
     }
 

@@ -9,7 +9,7 @@ use wasmtime::{Store, Trap};
 use super::bindings::{HandleError, Handled, Header, Projection, WitEvent};
 use super::failure::{Failure, FailureKind};
 use super::{LoadedPlugin, engine, new_store};
-use crate::event::Event;
+use crate::event::{Event, Position};
 use crate::host::{CallReport, HostState};
 use crate::store::{AuthScope, SharedConn};
 
@@ -21,6 +21,9 @@ pub struct PluginInstance {
     store: Store<HostState>,
     bindings: Option<Projection>,
     instantiations: u64,
+    /// The WIT event handed to `handle`, refilled for every event so its
+    /// buffers are reused instead of allocated per event.
+    scratch: WitEvent,
 }
 
 impl std::fmt::Debug for PluginInstance {
@@ -43,6 +46,16 @@ impl PluginInstance {
             store,
             bindings: None,
             instantiations: 0,
+            scratch: WitEvent {
+                source: String::new(),
+                partition: 0,
+                offset: 0,
+                key: None,
+                event_type: String::new(),
+                payload: Vec::new(),
+                headers: Vec::new(),
+                timestamp_ms: None,
+            },
         }
     }
 
@@ -96,7 +109,7 @@ impl PluginInstance {
         Failure::new(FailureKind::Trap, "the plugin instance is not available")
     }
 
-    fn before_call(&mut self, position: Option<String>) {
+    fn before_call(&mut self, position: Option<Position>) {
         let data = self.store.data_mut();
         data.limiter.reset();
         data.current_event = position;
@@ -151,14 +164,14 @@ impl PluginInstance {
     /// savepoint; on `Err` it must roll it back.
     pub fn handle(&mut self, event: &Event, event_type: &str) -> Result<Handled, Failure> {
         self.ensure_instantiated()?;
-        let wit = to_wit(event, event_type);
-        self.before_call(Some(event.position()));
+        fill_wit(&mut self.scratch, event, event_type);
+        self.before_call(Some(event.at()));
         let Some(bindings) = &self.bindings else {
             return Err(Self::not_instantiated());
         };
         let result = bindings
             .ferry_plugin_handler()
-            .call_handle(&mut self.store, &wit);
+            .call_handle(&mut self.store, &self.scratch);
         let report = self.after_call();
         match result {
             Ok(Ok(handled)) => Ok(handled),
@@ -216,29 +229,86 @@ fn classify(err: HandleError, report: CallReport) -> Failure {
     }
 }
 
-fn to_wit(e: &Event, event_type: &str) -> WitEvent {
-    WitEvent {
-        source: e.source.to_string(),
-        partition: e.partition,
-        offset: e.offset,
-        key: e.key.clone(),
-        event_type: event_type.to_owned(),
-        payload: e.payload.clone(),
-        headers: e
-            .headers
-            .iter()
-            .map(|(name, value)| Header {
+/// Largest buffer kept between events; a bigger one is released after use.
+const KEEP_BYTES: usize = 1 << 20;
+
+/// Refills the reusable WIT event with `e` (reusing its allocations).
+fn fill_wit(w: &mut WitEvent, e: &Event, event_type: &str) {
+    if w.source != *e.source {
+        w.source.clear();
+        w.source.push_str(&e.source);
+    }
+    w.partition = e.partition;
+    w.offset = e.offset;
+    match (&mut w.key, &e.key) {
+        (Some(k), Some(src)) => {
+            k.clear();
+            k.extend_from_slice(src);
+        }
+        (slot, src) => *slot = src.clone(),
+    }
+    w.event_type.clear();
+    w.event_type.push_str(event_type);
+    if w.payload.capacity() > KEEP_BYTES {
+        w.payload = Vec::new();
+    }
+    w.payload.clear();
+    w.payload.extend_from_slice(&e.payload);
+    w.headers.truncate(e.headers.len());
+    for (i, (name, value)) in e.headers.iter().enumerate() {
+        match w.headers.get_mut(i) {
+            Some(h) => {
+                h.name.clear();
+                h.name.push_str(name);
+                h.value.clear();
+                h.value.extend_from_slice(value);
+            }
+            None => w.headers.push(Header {
                 name: name.clone(),
                 value: value.clone(),
-            })
-            .collect(),
-        timestamp_ms: e.timestamp_ms,
+            }),
+        }
     }
+    w.timestamp_ms = e.timestamp_ms;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scratch_event_is_refilled_exactly() {
+        let mut w = WitEvent {
+            source: String::new(),
+            partition: 0,
+            offset: 0,
+            key: None,
+            event_type: String::new(),
+            payload: Vec::new(),
+            headers: Vec::new(),
+            timestamp_ms: None,
+        };
+        let mut e = Event::new("s/t".into(), 3, 9, Some("A".into()), b"{\"x\":1}".to_vec());
+        e.key = Some(b"k".to_vec());
+        e.headers = vec![("h1".into(), b"v1".to_vec()), ("h2".into(), b"v2".to_vec())];
+        e.timestamp_ms = Some(7);
+        fill_wit(&mut w, &e, "A");
+        assert_eq!((w.source.as_str(), w.partition, w.offset), ("s/t", 3, 9));
+        assert_eq!(w.key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(w.headers.len(), 2);
+        let mut f = Event::new("s/u".into(), 1, 10, Some("B".into()), b"[]".to_vec());
+        f.headers = vec![("only".into(), b"x".to_vec())];
+        fill_wit(&mut w, &f, "B");
+        assert_eq!((w.source.as_str(), w.event_type.as_str()), ("s/u", "B"));
+        assert_eq!(w.key, None);
+        assert_eq!(w.payload, b"[]");
+        assert_eq!(w.headers.len(), 1);
+        assert_eq!(
+            (w.headers[0].name.as_str(), &w.headers[0].value[..]),
+            ("only", &b"x"[..])
+        );
+        assert_eq!(w.timestamp_ms, None);
+    }
 
     #[test]
     fn a_denial_outranks_the_plugins_own_words() {

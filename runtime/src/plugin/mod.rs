@@ -7,6 +7,8 @@ pub mod contract;
 pub mod engine;
 pub mod failure;
 pub mod instance;
+pub mod native;
+pub mod query;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,9 +21,11 @@ use crate::host::{self, HostState, StoreCtx};
 use crate::store::{AuthScope, Grant};
 use bindings::{Projection, ProjectionPre};
 
+pub use bindings::{HandleError, Handled};
 pub use cache::{ComponentCache, Provenance, digest};
 pub use failure::{Failure, FailureKind};
 pub use instance::PluginInstance;
+pub use native::{NativeInstance, NativeProjection};
 
 /// Errors loading a plugin.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +120,8 @@ pub struct LoadedPlugin {
     pub grant: Arc<Grant>,
     /// Whether it came from the compiled-component cache.
     pub provenance: Provenance,
+    /// The read-only query functions it exports (see [`query`]).
+    pub queries: Vec<query::QueryFn>,
     engine: Engine,
     pre: ProjectionPre<HostState>,
     _ticker: Arc<engine::EpochTicker>,
@@ -184,6 +190,7 @@ impl PluginHost {
                     reason: format!("{e:#}"),
                 })?;
         let problems = contract::check(&self.engine, &component);
+        let queries = query::discover(&self.engine, &component);
         let contract_err = |problems| PluginError::Contract {
             name: name.to_owned(),
             path: origin.to_owned(),
@@ -232,6 +239,7 @@ impl PluginHost {
             limits,
             grant,
             provenance,
+            queries,
             engine: self.engine.clone(),
             pre,
             _ticker: Arc::clone(&self.ticker),

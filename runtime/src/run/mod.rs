@@ -1,166 +1,311 @@
-//! `ferry run`'s main loop: poll each source for a batch, fence it, apply
-//! it in one transaction, pause/commit per the report, report progress,
-//! and shut down gracefully (finish the batch, commit, close).
+//! The run loop behind `ferry run` and [`crate::Runtime`]: poll each
+//! source for a batch, fence it, apply it in one transaction, pause or
+//! commit per the report; between batches, carry out control requests
+//! (swaps, rollbacks, reloads, dead-letter retries), publish the status,
+//! and report progress. Shuts down gracefully: the current batch commits,
+//! the sources close.
 
-use std::path::Path;
+pub mod command;
+mod deploy;
+mod driver;
+mod execute;
+mod progress;
+mod start;
+mod watch;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use parking_lot::Mutex;
 
-use crate::api::{ApiServer, PartitionView, PluginView, Status};
-use crate::app::build_pipeline;
-use crate::config::{Config, SourceConfig};
-use crate::pipeline::{Outcome, Pipeline, Stats};
-use crate::source::embedded::Embedded;
-use crate::source::kafka::KafkaSource;
-use crate::source::kafka::outbox::OutboxPublisher;
+use crate::api::{ApiServer, PartitionView, Phase, SourceView, Status, StreamView};
+use crate::app::load_plugins;
+use crate::config::{Config, PluginConfig, SourceConfig};
+use crate::pipeline::{Outcome, Pipeline, PluginCode};
+use crate::plugin::{NativeProjection, PluginHost};
+use crate::source::Source;
+use crate::store::{Db, checkpoint};
 
-mod driver;
-mod progress;
-
+pub(crate) use command::Command;
+pub use command::{ControlError, ControlErrorKind, Redriven};
+pub(crate) use deploy::Request;
 pub use driver::Driver;
-use progress::Progress;
-
-/// The embedded broker's bootstrap address, printed at start.
-pub const EMBEDDED: &str = "embedded";
-
-/// Runs every configured source until `stop` is set.
-pub fn run(config: &Config, db_path: &Path, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    if config.sources.is_empty() {
-        anyhow::bail!("no [[sources]] are configured: `ferry run` has nothing to consume");
-    }
-    let stats = Arc::new(Stats::default());
-    let mut pipeline = build_pipeline(config, db_path, Arc::clone(&stats))?;
-    let embedded = start_embedded(config)?;
-    let stats_ms = config.runtime.progress_interval_ms.clamp(100, 5_000);
-    let mut sources = Vec::new();
-    let mut publishers = Vec::new();
-    for s in &config.sources {
-        match s {
-            SourceConfig::Kafka(k) => {
-                let bootstrap = if k.brokers == EMBEDDED {
-                    embedded
-                        .as_ref()
-                        .map(|e| e.bootstrap().to_owned())
-                        .unwrap_or_default()
-                } else {
-                    k.brokers.clone()
-                };
-                if let Some(topic) = &k.dead_letter_topic {
-                    pipeline.set_dead_letter_topic(&k.name, topic);
-                    publishers.push(OutboxPublisher::start(k, &bootstrap, db_path)?);
-                }
-                sources.push(KafkaSource::start(k, &bootstrap, db_path, stats_ms)?);
-            }
-        }
-    }
-    let status = Arc::new(Status::new(&config.api, Arc::clone(&stats)));
-    status.set_plugins(
-        pipeline
-            .plugins()
-            .map(|p| PluginView {
-                name: p.name.to_string(),
-                version: p.metadata.version.clone(),
-                digest: p.digest.clone(),
-            })
-            .collect(),
-    );
-    let api = if config.api.enabled {
-        let server = ApiServer::start(&config.api.listen, Arc::clone(&status))?;
-        println!("HTTP API listening on http://{}", server.addr());
-        Some(server)
-    } else {
-        None
-    };
-    tracing::info!(db = %db_path.display(), sources = sources.len(), "ferry is running; Ctrl-C stops it gracefully.");
-    let mut progress = Progress::new(config.runtime.progress_interval_ms, &stats);
-    let mut driver = Driver::new(&config.pipeline).with_status(Arc::clone(&status));
-    let mut next_publish = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        for source in &mut sources {
-            driver.step(source, &mut pipeline);
-        }
-        status.heartbeat();
-        if Instant::now() >= next_publish {
-            next_publish = Instant::now() + PUBLISH_INTERVAL;
-            publish_partitions(&status, &mut pipeline, &sources);
-        }
-        progress.maybe_report(&mut pipeline, &sources, embedded.as_ref());
-    }
-    drop(api);
-    tracing::info!("Stopping: the last batch is committed; closing the sources.");
-    for s in sources {
-        s.close();
-    }
-    drop(publishers);
-    drop(embedded);
-    println!(
-        "ferry stopped: {} applied, {} skipped, {} dead-lettered, {} retried",
-        stats.total(Outcome::Applied),
-        stats.total(Outcome::Skipped),
-        stats.total(Outcome::DeadLettered),
-        stats.total(Outcome::Retried)
-    );
-    Ok(())
-}
+pub use start::EMBEDDED;
 
 /// How often the loop refreshes the partitions the API shows.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
 
-fn publish_partitions(status: &Status, pipeline: &mut Pipeline, sources: &[KafkaSource]) {
+/// What the loop shares with the API and with embedding hosts.
+pub struct Control {
+    /// What the loop publishes.
+    pub status: Arc<Status>,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) reload: Arc<AtomicBool>,
+    pub(crate) commands: Sender<Command>,
+    pub(crate) requests: Sender<Request>,
+    /// The SQLite file.
+    pub db_path: PathBuf,
+    pub(crate) api_addr: Mutex<Option<SocketAddr>>,
+    /// `[api]` settings.
+    pub api: crate::config::ApiConfig,
+    pub(crate) queries: crate::api::query::QueryPool,
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control")
+            .field("db_path", &self.db_path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything the loop needs to start.
+pub(crate) struct Launch {
+    pub(crate) config: Config,
+    /// The file `config` came from (re-read on `SIGHUP`).
+    pub(crate) config_path: Option<PathBuf>,
+    pub(crate) natives: Vec<(PluginConfig, Box<dyn NativeProjection>)>,
+    pub(crate) serve_api: bool,
+    /// Print the addresses (embedded broker, API) on stdout.
+    pub(crate) announce: bool,
+}
+
+/// The receiving ends of the control channels.
+pub(crate) struct Inbox {
+    pub(crate) commands: Receiver<Command>,
+    pub(crate) requests: Receiver<Request>,
+}
+
+/// Runs until `control.stop` is set (or starting fails).
+pub(crate) fn run(launch: Launch, control: Arc<Control>, inbox: Inbox) -> anyhow::Result<()> {
+    let result = run_inner(launch, &control, inbox);
+    control.status.set_phase(Phase::Stopped(
+        result.as_ref().err().map(|e| format!("{e:#}")),
+    ));
+    result
+}
+
+fn run_inner(launch: Launch, control: &Arc<Control>, inbox: Inbox) -> anyhow::Result<()> {
+    let Launch {
+        config,
+        config_path,
+        natives,
+        serve_api,
+        announce,
+    } = launch;
+    if config.sources.is_empty() {
+        anyhow::bail!("no [[sources]] are configured: there is nothing to consume");
+    }
+    let status = Arc::clone(&control.status);
+    let db_path = control.db_path.clone();
+    let host = Arc::new(
+        PluginHost::new(config.component_cache_dir(&db_path))
+            .context("starting the WebAssembly engine")?,
+    );
+    let (loaded, errors) = load_plugins(&config, &host);
+    if !errors.is_empty() {
+        anyhow::bail!(
+            "{} plugin(s) could not be loaded:\n  - {}",
+            errors.len(),
+            errors.join("\n  - ")
+        );
+    }
+    let native_configs: Vec<PluginConfig> = natives.iter().map(|(c, _)| c.clone()).collect();
+    let mut codes: Vec<(PluginConfig, PluginCode)> = loaded
+        .into_iter()
+        .map(|(c, p)| (c, PluginCode::Wasm(p)))
+        .collect();
+    codes.extend(natives.into_iter().map(|(c, n)| (c, PluginCode::Native(n))));
+    let db = Db::open(&db_path, &config.store.options())?;
+    let stats = status.stats_handle();
+    let mut pipeline = Pipeline::new(db, codes, &config.pipeline, stats)?;
+    let (mut sources, companions) =
+        start::start_sources(&config, &mut pipeline, &db_path, announce)?;
+    status.set_sources(source_views(&config, &sources));
+    publish_plugins(&status, &pipeline);
+    let known = pipeline
+        .db()
+        .with(|c| checkpoint::load_all(c, None))?
+        .into_iter()
+        .map(|c| ((c.source, c.partition), c.offset));
+    status.set_checkpoints(known);
+    let api = if serve_api {
+        let server = ApiServer::start(&config.api.listen, Arc::clone(control))?;
+        if announce {
+            println!("HTTP API listening on http://{}", server.addr());
+        }
+        *control.api_addr.lock() = Some(server.addr());
+        Some(server)
+    } else {
+        None
+    };
+    let shared_config = Arc::new(Mutex::new(config.clone()));
+    let deployer = deploy::Deployer::start(
+        deploy::Context {
+            host,
+            config: Arc::clone(&shared_config),
+            natives: native_configs,
+            status: Arc::clone(&status),
+            commands: control.commands.clone(),
+        },
+        control.requests.clone(),
+        inbox.requests,
+    )
+    .context("starting the deploy worker")?;
+    let watcher = if config.runtime.watch_plugins {
+        Some(
+            watch::Watcher::start(
+                Arc::clone(&shared_config),
+                Arc::clone(&status),
+                control.requests.clone(),
+                Duration::from_millis(config.runtime.watch_interval_ms),
+            )
+            .context("starting the plugin file watcher")?,
+        )
+    } else {
+        None
+    };
+    status.set_phase(Phase::Running);
+    tracing::info!(db = %db_path.display(), sources = sources.len(), "ferry is running; Ctrl-C stops it gracefully.");
+    let mut progress =
+        progress::Progress::new(config.runtime.progress_interval_ms, pipeline.stats());
+    let mut driver = Driver::new(&config.pipeline)
+        .for_sources(sources.len())
+        .with_status(Arc::clone(&status));
+    let mut exec = execute::Executor {
+        pipeline: &mut pipeline,
+        driver: &mut driver,
+        status: &status,
+        config: &shared_config,
+    };
+    let mut next_publish = Instant::now();
+    while !control.stop.load(Ordering::Relaxed) {
+        for source in &mut sources {
+            if let Some(report) = exec.driver.step(source.as_mut(), exec.pipeline)
+                && !report.rollbacks.is_empty()
+            {
+                for a in &report.rollbacks {
+                    status.count_swap(&a.plugin, "rolled-back");
+                }
+                publish_plugins(&status, exec.pipeline);
+            }
+        }
+        status.heartbeat();
+        while let Ok(command) = inbox.commands.try_recv() {
+            exec.execute(command);
+        }
+        if control.reload.swap(false, Ordering::Relaxed) {
+            reload(config_path.as_deref(), control);
+        }
+        if Instant::now() >= next_publish {
+            next_publish = Instant::now() + PUBLISH_INTERVAL;
+            publish_partitions(&status, exec.pipeline, &sources);
+        }
+        progress.maybe_report(exec.pipeline, &sources, companions.published());
+    }
+    drop(watcher);
+    drop(deployer);
+    while let Ok(command) = inbox.commands.try_recv() {
+        command::refuse_unavailable(command);
+    }
+    drop(api);
+    *control.api_addr.lock() = None;
+    tracing::info!("Stopping: the last batch is committed; closing the sources.");
+    for s in sources {
+        s.close();
+    }
+    companions.stop();
+    let stats = pipeline.stats();
+    if announce {
+        println!(
+            "ferry stopped: {} applied, {} skipped, {} dead-lettered, {} retried",
+            stats.total(Outcome::Applied),
+            stats.total(Outcome::Skipped),
+            stats.total(Outcome::DeadLettered),
+            stats.total(Outcome::Retried)
+        );
+    }
+    Ok(())
+}
+
+/// `SIGHUP`: re-reads the configuration file and hands it to the deploy
+/// worker; an invalid file is reported (every problem) and ignored.
+fn reload(path: Option<&std::path::Path>, control: &Control) {
+    let Some(path) = path else {
+        tracing::warn!(
+            "A reload was asked for, but this ferry was not started from a configuration file; use the embedding API's reload."
+        );
+        return;
+    };
+    match Config::load(path) {
+        Ok(config) => {
+            tracing::info!(config = %path.display(), "Reloading the configuration (SIGHUP).");
+            let _ = control.requests.send(Request::Reload {
+                config: Box::new(config),
+                reply: None,
+            });
+        }
+        Err(e) => tracing::error!(config = %path.display(),
+            "The configuration was not reloaded; the running one stays: {e}"),
+    }
+}
+
+pub(crate) fn publish_plugins(status: &Status, pipeline: &Pipeline) {
+    status.set_plugins(
+        pipeline.plugin_infos(),
+        pipeline
+            .plugins()
+            .map(|(c, p)| (c.name.clone(), Arc::clone(p), c.tables.clone())),
+    );
+}
+
+fn publish_partitions(status: &Status, pipeline: &mut Pipeline, sources: &[Box<dyn Source>]) {
     let mut views = Vec::new();
     for s in sources {
-        for l in s.lag(|k| pipeline.checkpoint(k).ok().flatten()) {
-            let key = (Arc::clone(&l.source), l.partition);
+        for p in s.partitions(&mut |k| pipeline.checkpoint(k).ok().flatten()) {
+            let key = (Arc::clone(&p.source), p.partition);
             views.push(PartitionView {
-                source: l.source.to_string(),
-                partition: l.partition,
+                source: p.source.to_string(),
+                partition: p.partition,
                 checkpoint: pipeline.checkpoint(&key).ok().flatten(),
-                lag: l.lag,
-                state: l.state.to_owned(),
+                lag: p.lag,
+                state: p.state.as_str().to_owned(),
+                detail: p.detail,
             });
         }
     }
     status.set_partitions(views);
 }
 
-fn start_embedded(config: &Config) -> anyhow::Result<Option<Embedded>> {
-    let topics: Vec<String> = config
+fn source_views(config: &Config, sources: &[Box<dyn Source>]) -> Vec<SourceView> {
+    config
         .sources
         .iter()
-        .flat_map(|s| match s {
-            SourceConfig::Kafka(k) if k.brokers == EMBEDDED => k
-                .topics
-                .iter()
-                .chain(&k.dead_letter_topic)
-                .cloned()
-                .collect(),
-            SourceConfig::Kafka(_) => Vec::new(),
+        .filter_map(|c| {
+            let s = sources.iter().find(|s| s.name() == c.name())?;
+            let topics: Vec<Option<String>> = match c {
+                SourceConfig::Kafka(k) => k.topics.iter().cloned().map(Some).collect(),
+                SourceConfig::HttpFeed(_) => vec![None],
+            };
+            Some(SourceView {
+                name: c.name().to_owned(),
+                kind: s.kind().to_owned(),
+                streams: topics
+                    .into_iter()
+                    .filter_map(|topic| {
+                        let key = s.key_for(topic.as_deref()).ok()?;
+                        Some(StreamView {
+                            topic,
+                            key: key.to_string(),
+                        })
+                    })
+                    .collect(),
+            })
         })
-        .collect();
-    if topics.is_empty() {
-        return Ok(None);
-    }
-    let mut e =
-        Embedded::start(&config.embedded, &topics).context("starting the embedded broker")?;
-    println!(
-        "embedded Kafka broker (librdkafka mock cluster) listening on {}; topics: {} ({} partitions each)",
-        e.bootstrap(),
-        topics.join(", "),
-        config.embedded.partitions
-    );
-    println!(
-        "  produce to it with any Kafka client, e.g. kafka-python: KafkaProducer(bootstrap_servers=\"{}\")",
-        e.bootstrap()
-    );
-    if config.embedded.publisher {
-        e.start_publisher(&config.embedded, &topics[0])?;
-        println!(
-            "  sample publisher: {} Catalog events/s over {} games on topic {}",
-            config.embedded.publish_rate, config.embedded.games, topics[0]
-        );
-    }
-    Ok(Some(e))
+        .collect()
 }

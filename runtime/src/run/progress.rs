@@ -4,8 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::pipeline::{Outcome, Pipeline, Stats};
-use crate::source::embedded::Embedded;
-use crate::source::kafka::KafkaSource;
+use crate::source::{PartitionState, Source};
 
 /// The periodic progress line.
 pub(super) struct Progress {
@@ -29,8 +28,8 @@ impl Progress {
     pub(super) fn maybe_report(
         &mut self,
         pipeline: &mut Pipeline,
-        sources: &[KafkaSource],
-        embedded: Option<&Embedded>,
+        sources: &[Box<dyn Source>],
+        published: Option<u64>,
     ) {
         let Some(interval) = self.interval else {
             return;
@@ -48,12 +47,12 @@ impl Progress {
         self.last_at = now;
         let mut lags = Vec::new();
         for s in sources {
-            for l in s.lag(|k| pipeline.checkpoint(k).ok().flatten()) {
+            for l in s.partitions(&mut |k| pipeline.checkpoint(k).ok().flatten()) {
                 let lag = l.lag.map_or_else(|| "?".to_owned(), |v| v.to_string());
-                let state = if l.state == "running" {
+                let state = if l.state == PartitionState::Running {
                     String::new()
                 } else {
-                    format!("({})", l.state)
+                    format!("({})", l.state.as_str())
                 };
                 lags.push(format!("{}/{}={lag}{state}", l.source, l.partition));
             }
@@ -64,7 +63,7 @@ impl Progress {
             skipped = stats.total(Outcome::Skipped),
             dead_lettered = stats.total(Outcome::DeadLettered),
             retried = stats.total(Outcome::Retried),
-            published = embedded.map(Embedded::published),
+            published,
             lag = lags.join(" "),
             "Progress."
         );

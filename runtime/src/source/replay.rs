@@ -58,6 +58,7 @@ pub fn parse_line(source: &Arc<str>, number: u64, bytes: &[u8]) -> Line {
         payload: bytes.to_vec(),
         headers: Vec::new(),
         timestamp_ms: None,
+        rejected: None,
     };
     let malformed = |msg: String| {
         Line::Malformed(
@@ -103,6 +104,7 @@ pub fn parse_line(source: &Arc<str>, number: u64, bytes: &[u8]) -> Line {
             .map(|(k, v)| (k, v.into_bytes()))
             .collect(),
         timestamp_ms: None,
+        rejected: None,
     })
 }
 

@@ -26,6 +26,7 @@ pub struct Grant {
     /// Plugin name, for error messages.
     pub plugin: String,
     tables: HashSet<String>,
+    read_only: bool,
 }
 
 impl Grant {
@@ -35,6 +36,15 @@ impl Grant {
         Self {
             plugin: plugin.to_owned(),
             tables: tables.iter().map(|t| t.to_ascii_lowercase()).collect(),
+            read_only: false,
+        }
+    }
+
+    /// A grant for `plugin`'s query functions: reads of `tables` only.
+    pub fn reader(plugin: &str, tables: &[String]) -> Self {
+        Self {
+            read_only: true,
+            ..Self::new(plugin, tables)
         }
     }
 
@@ -130,6 +140,18 @@ fn decide(grant: &Grant, ctx: &AuthContext<'_>) -> Result<(), String> {
             ))
         }
     };
+    if grant.read_only {
+        return match ctx.action {
+            AuthAction::Select | AuthAction::Recursive | AuthAction::Function { .. } => Ok(()),
+            AuthAction::Read { table_name, .. } => table_check(table_name),
+            AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } => Err(format!(
+                "transaction control is the host's job; plugin `{plugin}` may not BEGIN, COMMIT, ROLLBACK or SAVEPOINT"
+            )),
+            _ => Err(format!(
+                "queries are read-only: plugin `{plugin}` may only read its tables in a query function"
+            )),
+        };
+    }
     match ctx.action {
         AuthAction::Select | AuthAction::Recursive | AuthAction::Function { .. } => Ok(()),
         AuthAction::Read { table_name, .. }
@@ -245,6 +267,23 @@ mod tests {
         let (conn, _scope, _grant) = setup();
         conn.execute_batch("INSERT INTO secrets VALUES (1); PRAGMA user_version = 3;")
             .unwrap();
+    }
+
+    #[test]
+    fn a_reader_grant_reads_but_never_writes() {
+        let (conn, scope, _) = setup();
+        let reader = Arc::new(Grant::reader("p", &["games".into()]));
+        assert_eq!(run(&conn, &scope, &reader, "SELECT * FROM games"), None);
+        for sql in [
+            "INSERT INTO games VALUES ('x')",
+            "DELETE FROM games",
+            "CREATE TABLE games2(x)",
+        ] {
+            let reason = run(&conn, &scope, &reader, sql).unwrap_or_default();
+            assert!(reason.contains("read-only"), "{sql}: {reason}");
+        }
+        let reason = run(&conn, &scope, &reader, "SELECT * FROM secrets").unwrap_or_default();
+        assert!(reason.contains("not granted"), "{reason}");
     }
 
     #[test]

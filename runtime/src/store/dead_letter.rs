@@ -143,6 +143,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<DeadLetter> {
             payload: r.get(6)?,
             headers: headers_from_json(&headers),
             timestamp_ms: r.get(8)?,
+            rejected: None,
         },
         plugin: r.get(9)?,
         plugin_digest: r.get(10)?,
@@ -213,6 +214,7 @@ mod tests {
             payload: b"{}".to_vec(),
             headers: vec![("a".into(), b"x".to_vec()), ("b".into(), vec![0xff, 0])],
             timestamp_ms: Some(5),
+            rejected: None,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod authorizer;
 pub mod checkpoint;
 pub mod dead_letter;
 pub mod fence;
+pub mod history;
 pub mod outbox;
 pub mod registry;
 pub mod schema;
@@ -305,6 +306,26 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     })
 }
 
+/// Opens a read-only connection for plugin query functions: SQLite's
+/// authorizer installed (the caller scopes each call to a reader grant),
+/// a busy timeout, and a small statement cache.
+pub fn open_reader(
+    path: &Path,
+    busy_timeout_ms: u64,
+) -> Result<(SharedConn, AuthScope), StoreError> {
+    let mut conn = open_read_only(path)?;
+    let open_err = |source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    conn.busy_timeout(std::time::Duration::from_millis(busy_timeout_ms))
+        .map_err(open_err)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    let scope = AuthScope::default();
+    scope.install(&mut conn).map_err(open_err)?;
+    Ok((Arc::new(Mutex::new(conn)), scope))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,7 +347,7 @@ mod tests {
                 )
             })
             .unwrap();
-        assert_eq!(n, 5);
+        assert_eq!(n, 7);
     }
 
     #[test]

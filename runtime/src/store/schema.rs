@@ -1,7 +1,7 @@
 //! ferry's own tables. Plugins can never see them (see `authorizer`).
 
 /// Version of the schema below, kept in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Creates ferry's tables if they do not exist yet.
 pub const DDL: &str = r#"
@@ -62,6 +62,27 @@ CREATE TABLE IF NOT EXISTS ferry_plugins (
     version        TEXT    NOT NULL,
     schema_version INTEGER NOT NULL,
     activated_at   TEXT    NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS ferry_plugin_history (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    plugin      TEXT    NOT NULL,
+    cause       TEXT    NOT NULL,
+    outcome     TEXT    NOT NULL,
+    old_digest  TEXT,
+    old_version TEXT,
+    new_digest  TEXT,
+    new_version TEXT,
+    error       TEXT,
+    at          TEXT    NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS ferry_plugin_history_positions (
+    history_id  INTEGER NOT NULL REFERENCES ferry_plugin_history (id),
+    source      TEXT    NOT NULL,
+    "partition" INTEGER NOT NULL,
+    from_offset INTEGER NOT NULL,
+    PRIMARY KEY (history_id, source, "partition")
 ) WITHOUT ROWID;
 "#;
 

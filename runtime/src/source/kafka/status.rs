@@ -5,29 +5,16 @@ use std::sync::Arc;
 use super::context::TopicPartition;
 use super::{Hold, KafkaSource};
 use crate::pipeline::PartitionKey;
-
-/// A partition's position for progress reporting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionLag {
-    /// `<source>/<topic>`.
-    pub source: Arc<str>,
-    /// Partition.
-    pub partition: i32,
-    /// High watermark minus the next offset to apply (`None` until
-    /// librdkafka's statistics have reported a watermark).
-    pub lag: Option<i64>,
-    /// `running`, `retrying` (waiting out a backoff), `stopped` (until a
-    /// restart) or `fenced` (another consumer claimed it).
-    pub state: &'static str,
-}
+use crate::source::{PartitionState, PartitionStatus};
 
 impl KafkaSource {
     /// Lag and state of every owned partition; `checkpoint` gives the last
-    /// applied offset of a partition key.
-    pub fn lag(
+    /// applied offset of a partition key. The lag is the high watermark
+    /// (from librdkafka's statistics) minus the next offset to apply.
+    pub fn partitions(
         &self,
-        mut checkpoint: impl FnMut(&PartitionKey) -> Option<i64>,
-    ) -> Vec<PartitionLag> {
+        checkpoint: &mut dyn FnMut(&PartitionKey) -> Option<i64>,
+    ) -> Vec<PartitionStatus> {
         let owned: Vec<TopicPartition> = {
             let mut v: Vec<_> = self.shared.ownership.lock().owned.keys().cloned().collect();
             v.sort();
@@ -40,29 +27,27 @@ impl KafkaSource {
                 let source = Arc::clone(self.keys.get(&tp.0)?);
                 let next = checkpoint(&(Arc::clone(&source), tp.1)).map_or(0, |o| o + 1);
                 let lag = hw.get(&tp).map(|h| (h - next).max(0));
-                let state = match self.holds.get(&tp) {
-                    Some(Hold::Retry { .. }) => "retrying",
-                    Some(Hold::Stopped { .. }) => "stopped",
-                    Some(Hold::Fenced { .. }) => "fenced",
-                    None => "running",
+                let (state, detail) = match self.holds.get(&tp) {
+                    Some(Hold::Retry { why, .. }) => {
+                        (PartitionState::Retrying, Some(why.error.clone()))
+                    }
+                    Some(Hold::Stopped { offset }) => (
+                        PartitionState::Stopped,
+                        Some(format!("stopped at offset {offset} until restart")),
+                    ),
+                    Some(Hold::Fenced { .. }) => (
+                        PartitionState::Fenced,
+                        Some("another consumer claimed it in SQLite".to_owned()),
+                    ),
+                    None => (PartitionState::Running, None),
                 };
-                Some(PartitionLag {
+                Some(PartitionStatus {
                     source,
                     partition: tp.1,
                     lag,
                     state,
+                    detail,
                 })
-            })
-            .collect()
-    }
-
-    /// Partitions that are stopped, with the offset they stopped at.
-    pub fn stopped(&self) -> Vec<(TopicPartition, i64)> {
-        self.holds
-            .iter()
-            .filter_map(|(tp, h)| match h {
-                Hold::Stopped { offset } => Some((tp.clone(), *offset)),
-                Hold::Retry { .. } | Hold::Fenced { .. } => None,
             })
             .collect()
     }

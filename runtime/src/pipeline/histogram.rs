@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Upper bounds of the buckets, in seconds.
-pub const BOUNDS: [f64; 14] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+pub const BOUNDS: [f64; 18] = [
+    0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
 /// Observations of a duration.
@@ -19,6 +20,16 @@ pub struct Histogram {
 }
 
 impl Histogram {
+    /// Records one observation.
+    pub fn observe_duration(&self, d: std::time::Duration) {
+        self.observe(d.as_secs_f64());
+    }
+
+    /// Number of observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
     /// Records one observation of `seconds`.
     pub fn observe(&self, seconds: f64) {
         if let Some(i) = BOUNDS.iter().position(|b| seconds <= *b) {

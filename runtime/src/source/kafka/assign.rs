@@ -1,0 +1,89 @@
+//! Replica mode's assignment: every partition of every topic, each at its
+//! SQLite checkpoint, renewed when new partitions appear.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::Consumer;
+use rdkafka::topic_partition_list::TopicPartitionList;
+
+use super::context::TopicPartition;
+use super::{DISCOVERY_INTERVAL, KafkaSource, MISSING_TOPIC_RETRY, single};
+
+impl KafkaSource {
+    /// Assigns every partition of every topic (replica mode), each at its
+    /// SQLite checkpoint. Runs again periodically; when new partitions
+    /// appear the whole assignment is renewed (positions come from SQLite,
+    /// the truth, since no batch is in flight here) and held partitions
+    /// are paused again.
+    pub(super) fn discover(&mut self) {
+        let mut missing = false;
+        let mut all: Vec<TopicPartition> = Vec::new();
+        for topic in &self.config.topics {
+            let md = match self
+                .consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(5))
+            {
+                Ok(md) => md,
+                Err(e) => {
+                    tracing::warn!(source = %self.config.name, topic, error = %e,
+                        "Reading topic metadata failed; ferry tries again shortly.");
+                    missing = true;
+                    continue;
+                }
+            };
+            for t in md.topics() {
+                if t.error().is_some() || t.partitions().is_empty() {
+                    tracing::warn!(source = %self.config.name, topic, error = ?t.error(),
+                        "The topic does not exist (yet); ferry checks again shortly.");
+                    missing = true;
+                    continue;
+                }
+                all.extend(t.partitions().iter().map(|p| (topic.clone(), p.id())));
+            }
+        }
+        let new = {
+            let own = self.shared.ownership.lock();
+            all.iter().filter(|tp| !own.owned.contains_key(*tp)).count()
+        };
+        if new > 0 {
+            if let Err(e) = self.assign_all(&all) {
+                tracing::error!(source = %self.config.name, error = %e, "Assigning partitions failed.");
+                missing = true;
+            } else {
+                tracing::info!(source = %self.config.name, partitions = all.len(), new,
+                    "Assigned every partition (replica mode); each starts at its SQLite checkpoint.");
+            }
+        }
+        self.next_discovery = Instant::now()
+            + if missing {
+                MISSING_TOPIC_RETRY
+            } else {
+                DISCOVERY_INTERVAL
+            };
+    }
+
+    fn assign_all(&mut self, all: &[TopicPartition]) -> anyhow::Result<()> {
+        let conn = crate::store::open_read_only(&self.consumer.context().db_path)?;
+        let mut tpl = TopicPartitionList::new();
+        for (topic, p) in all {
+            let offset = self.consumer.context().start_offset(&conn, topic, *p);
+            tpl.add_partition_offset(topic, *p, offset)?;
+        }
+        self.consumer.assign(&tpl)?;
+        {
+            let mut own = self.shared.ownership.lock();
+            own.generation += 1;
+            let g = own.generation;
+            own.owned = all.iter().map(|tp| (tp.clone(), g)).collect();
+            own.claims.clear();
+        }
+        let held: Vec<TopicPartition> = self.holds.keys().cloned().collect();
+        for tp in held {
+            if let Err(e) = self.consumer.pause(&single(&tp.0, tp.1, None)) {
+                tracing::warn!(source = %self.config.name, topic = %tp.0, partition = tp.1, error = %e,
+                    "Pausing a held partition again failed.");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,6 @@
+//! Test plugin: version "a" of the stamped game projection (see
+//! `tests/plugins/stamped.rs`).
+
+const STAMP: &str = "a";
+
+include!("../../stamped.rs");

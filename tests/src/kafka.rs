@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 /// Produces `(event type, key, payload)` records with an `event-type`
@@ -283,4 +283,50 @@ pub fn produce_to<'a>(
         producer.poll(Duration::ZERO);
     }
     producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// A producer that sends `(event type, key, payload)` records to chosen
+/// partitions, for workloads that run while ferry consumes.
+pub struct Producer {
+    inner: BaseProducer,
+}
+
+impl Producer {
+    /// A producer for `bootstrap`.
+    pub fn new(bootstrap: &str) -> Self {
+        Self {
+            inner: ClientConfig::new()
+                .set("bootstrap.servers", bootstrap)
+                .set("linger.ms", "2")
+                .create()
+                .expect("producer"),
+        }
+    }
+
+    /// Queues one record (retrying while the local queue is full).
+    pub fn send(&self, topic: &str, partition: i32, ty: &str, key: &str, payload: &str) {
+        let mut record = BaseRecord::to(topic)
+            .partition(partition)
+            .key(key)
+            .payload(payload)
+            .headers(OwnedHeaders::new().insert(Header {
+                key: "event-type",
+                value: Some(ty),
+            }));
+        loop {
+            match self.inner.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    record = r;
+                    self.inner.poll(Duration::from_millis(5));
+                }
+            }
+        }
+        self.inner.poll(Duration::ZERO);
+    }
+
+    /// Waits until everything queued is acknowledged.
+    pub fn flush(&self) {
+        self.inner.flush(Duration::from_secs(60)).expect("flush");
+    }
 }

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod feed;
+pub mod games;
 pub mod kafka;
 
 use std::io::Read;

@@ -205,6 +205,7 @@ fn run_inner(launch: Launch, control: &Arc<Control>, inbox: Inbox) -> anyhow::Re
         if Instant::now() >= next_publish {
             next_publish = Instant::now() + PUBLISH_INTERVAL;
             publish_partitions(&status, exec.pipeline, &sources);
+            publish_plugins(&status, exec.pipeline);
         }
         progress.maybe_report(exec.pipeline, &sources, companions.published());
     }

@@ -155,7 +155,10 @@ impl Running {
         let mut child = Command::new(crate::ferry_bin())
             .args(args)
             .current_dir(dir)
-            .env("FERRY_LOG", "info")
+            .env(
+                "FERRY_LOG",
+                std::env::var("FERRY_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -225,7 +225,12 @@ impl Worker {
             }
         };
         self.failures = 0;
-        let full = entries.len() as i64 >= size;
+        // More may follow when the page reached the end of the range asked
+        // for (a feed starting above `start` returns fewer entries than
+        // asked without being at its head) or was as long as a page.
+        let full = entries.len() as i64 >= size || entries.last().is_some_and(|e| e.seq >= end);
+        tracing::debug!(source = %name, start, end, entries = entries.len(), full,
+            "Fetched a page of the feed.");
         let (events, waiting, stop) = self.assemble(entries);
         let delivered = events.last().map(|e| e.offset);
         if let Some(last) = delivered {

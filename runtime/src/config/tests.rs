@@ -110,7 +110,50 @@ librdkafka = { "enable.auto.commit" = "true" }
             "missing {expected:?} in {p:#?}"
         );
     }
-    assert_eq!(p.len(), 21, "{p:#?}");
+    // A build without Kafka also says so.
+    let without_kafka = usize::from(!cfg!(feature = "kafka"));
+    assert_eq!(p.len(), 21 + without_kafka, "{p:#?}");
+}
+
+#[test]
+fn a_feed_source_is_validated_naming_every_key() {
+    let c = parse(&format!(
+        r#"{MINIMAL}
+[[sources]]
+name = "feed"
+kind = "http-feed"
+url = "ftp://example.org/events"
+page_size = 0
+poll_interval_ms = 0
+timeout_ms = 0
+max_redirects = 50
+start_sequence = -1
+headers = {{ "bad header" = "x" }}
+event_type = {{ header = "x" }}
+"#
+    ));
+    let p = c.validate();
+    for expected in [
+        "sources[0].url must be an http:// or https:// address",
+        "sources[0].page_size",
+        "sources[0].poll_interval_ms",
+        "sources[0].timeout_ms",
+        "sources[0].max_redirects",
+        "sources[0].start_sequence",
+        "sources[0].headers: `bad header`",
+        "sources[0].event_type.header does not apply to a feed",
+    ] {
+        assert!(
+            p.iter().any(|m| m.contains(expected)),
+            "missing {expected:?} in {p:#?}"
+        );
+    }
+    let without_feed = usize::from(!cfg!(feature = "http-feed"));
+    assert_eq!(p.len(), 8 + without_feed, "{p:#?}");
+    let ok = parse(&format!(
+        "{MINIMAL}\n[[sources]]\nname = \"feed\"\nkind = \"http-feed\"\nurl = \"https://catalog.example/events?tenant=7\"\n"
+    ));
+    assert_eq!(ok.validate().len(), without_feed, "{:?}", ok.validate());
 }
 
 #[test]

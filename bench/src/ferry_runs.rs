@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use ferry::config::{Config, SourceConfig};
-use ferry::pipeline::Stats;
+use ferry::pipeline::{Pipeline, PluginCode, Stats};
 use ferry::run::Driver;
 use ferry::source::kafka::KafkaSource;
 
 use crate::measure::{Sample, cpu_self, tv};
+use crate::native::NativeGames;
 use crate::workload::TOPIC;
 
 /// Where ferry's inputs live.
@@ -28,6 +29,8 @@ pub struct Setup {
     pub cache: PathBuf,
     /// Events per transaction.
     pub batch_size: usize,
+    /// Longest wait for a batch to fill.
+    pub linger_ms: u64,
 }
 
 fn config_text(s: &Setup, db: &Path) -> String {
@@ -42,7 +45,7 @@ progress_interval_ms = 0
 
 [pipeline]
 batch_size = {batch}
-linger_ms = 20
+linger_ms = {linger}
 
 [api]
 enabled = false
@@ -63,8 +66,15 @@ topics = ["{TOPIC}"]
         cache = s.cache.display().to_string(),
         plugin = s.plugin.display().to_string(),
         batch = s.batch_size,
+        linger = s.linger_ms,
         bootstrap = s.bootstrap,
     )
+}
+
+/// The `ferry run` configuration of the soak (same settings, database
+/// `db`).
+pub fn soak_config(s: &Setup, db: &Path) -> String {
+    config_text(s, db)
 }
 
 fn write_config(s: &Setup, dir: &Path, name: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
@@ -74,19 +84,65 @@ fn write_config(s: &Setup, dir: &Path, name: &str) -> anyhow::Result<(PathBuf, P
     Ok((path, db))
 }
 
-/// ferry in this process: Kafka source → Wasm plugin → SQLite, until
-/// `total` events are applied. Plugin compilation and migration are not
-/// timed (the component cache is warm after the first run).
-pub fn in_process(s: &Setup, total: u64, dir: &Path) -> anyhow::Result<Sample> {
-    let (path, db) = write_config(s, dir, "inproc")?;
+/// Which code the in-process pipeline runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handler {
+    /// The game-projection component.
+    Wasm,
+    /// The same logic compiled natively ([`crate::native::NativeGames`]).
+    Native,
+}
+
+/// A pipeline and a Kafka source on `topic`, configured like `ferry run`.
+pub fn pipeline(
+    s: &Setup,
+    dir: &Path,
+    name: &str,
+    handler: Handler,
+) -> anyhow::Result<(Config, Pipeline, PathBuf)> {
+    let (path, db) = write_config(s, dir, name)?;
     let config = Config::load(&path)?;
+    let pipeline = match handler {
+        Handler::Wasm => ferry::app::build_pipeline(&config, &db, Arc::new(Stats::default()))?,
+        Handler::Native => {
+            let store = ferry::store::Db::open(&db, &config.store.options())?;
+            Pipeline::new(
+                store,
+                vec![(
+                    config.plugins[0].clone(),
+                    PluginCode::Native(Box::new(NativeGames)),
+                )],
+                &config.pipeline,
+                Arc::new(Stats::default()),
+            )?
+        }
+    };
+    Ok((config, pipeline, db))
+}
+
+/// A Kafka source for `topic` reading checkpoints from `db`.
+pub fn source(s: &Setup, config: &Config, db: &Path, topic: &str) -> anyhow::Result<KafkaSource> {
     let SourceConfig::Kafka(k) = &config.sources[0] else {
         anyhow::bail!("the bench config has a Kafka source");
     };
-    let mut pipeline = ferry::app::build_pipeline(&config, &db, Arc::new(Stats::default()))?;
+    let mut k = k.clone();
+    k.topics = vec![topic.to_owned()];
+    KafkaSource::start(&k, &s.bootstrap, db, 1_000)
+}
+
+/// ferry in this process: Kafka source → plugin (Wasm or native) →
+/// SQLite, until `total` events are applied. Plugin compilation and
+/// migration are not timed (the component cache is warm after the first
+/// run).
+pub fn in_process(s: &Setup, total: u64, dir: &Path, handler: Handler) -> anyhow::Result<Sample> {
+    let name = match handler {
+        Handler::Wasm => "inproc-wasm",
+        Handler::Native => "inproc-native",
+    };
+    let (config, mut pipeline, db) = pipeline(s, dir, name, handler)?;
     let cpu0 = cpu_self();
     let start = Instant::now();
-    let mut source = KafkaSource::start(k, &s.bootstrap, &db, 1_000)?;
+    let mut source = source(s, &config, &db, TOPIC)?;
     let mut driver = Driver::new(&config.pipeline);
     let mut applied = 0u64;
     let deadline = start + Duration::from_secs(600);
@@ -106,7 +162,8 @@ pub fn in_process(s: &Setup, total: u64, dir: &Path) -> anyhow::Result<Sample> {
     })
 }
 
-fn applied_so_far(db: &Path) -> u64 {
+/// Events the checkpoints of `db` cover (offsets are dense from 0).
+pub fn applied_so_far(db: &Path) -> u64 {
     let Ok(c) =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
     else {
@@ -121,8 +178,8 @@ fn applied_so_far(db: &Path) -> u64 {
 }
 
 /// `ferry run` as a child process until its checkpoints cover `total`
-/// events (watched read-only from here), then SIGINT; CPU and peak RSS
-/// come from the child's rusage.
+/// events (watched read-only from here), then SIGINT; CPU comes from the
+/// child's rusage, peak RSS from its `VmHWM` just before the interrupt.
 pub fn end_to_end(s: &Setup, ferry: &Path, total: u64, dir: &Path) -> anyhow::Result<Sample> {
     let (path, db) = write_config(s, dir, "e2e")?;
     let start = Instant::now();
@@ -149,6 +206,7 @@ pub fn end_to_end(s: &Setup, ferry: &Path, total: u64, dir: &Path) -> anyhow::Re
     }
     let wall = start.elapsed();
     let pid = child.id() as libc::pid_t;
+    let peak = crate::soak::peak_rss_mib(child.id());
     let usage = interrupt_and_reap(pid);
     let _ = child.wait();
     let usage = usage.context("reaping ferry run")?;
@@ -156,13 +214,13 @@ pub fn end_to_end(s: &Setup, ferry: &Path, total: u64, dir: &Path) -> anyhow::Re
         events: applied_so_far(&db),
         wall,
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
-        peak_rss_kib: Some(usage.ru_maxrss.max(0) as u64),
+        peak_rss_kib: peak.map(|m| (m * 1024.0) as u64),
         first_event: first,
     })
 }
 
 #[allow(unsafe_code)]
-fn interrupt_and_reap(pid: libc::pid_t) -> anyhow::Result<libc::rusage> {
+pub fn interrupt_and_reap(pid: libc::pid_t) -> anyhow::Result<libc::rusage> {
     // SAFETY: kill(2) and wait4(2) on our own child; the rusage struct is
     // owned and zeroed.
     unsafe {

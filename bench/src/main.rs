@@ -2,77 +2,29 @@
 //! itself, side by side in one run on one in-process mock cluster.
 //!
 //! ```sh
-//! scripts/bench [--events N] [--keys K] [--runs R] [--naive-events M] [--batch B]
+//! scripts/bench [--events N] [--keys K] [--runs R] [--only 0,2,3] …
+//! scripts/bench --soak 10000000
 //! ```
 //!
-//! Every run of every scenario reads the same pre-produced topic from the
-//! beginning into a fresh database; scenarios are interleaved run by run so
-//! that machine noise hits them alike; the report gives medians and ratios.
-
-mod ferry_runs;
-mod measure;
-mod naive;
-mod workload;
+//! Every run of every throughput scenario reads the same pre-produced
+//! topic from the beginning into a fresh database; scenarios are
+//! interleaved run by run so that machine noise hits them alike; the
+//! report gives medians and ratios. See `--help` for the scenarios.
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use rdkafka::mocking::MockCluster;
 
-use ferry_runs::Setup;
-use measure::{Sample, median};
+use ferry_bench::args::{self, Args};
+use ferry_bench::ferry_runs::{self, Handler, Setup};
+use ferry_bench::latency::{self, LatencySample};
+use ferry_bench::measure::Sample;
+use ferry_bench::report::{self, Row};
+use ferry_bench::swap::{self, SwapSample};
+use ferry_bench::{naive, soak, workload};
 
 const PARTITIONS: i32 = 8;
-
-#[derive(Debug)]
-struct Args {
-    events: u64,
-    keys: u64,
-    runs: usize,
-    naive_events: u64,
-    batch: usize,
-}
-
-fn parse_args() -> anyhow::Result<Args> {
-    let mut a = Args {
-        events: 120_000,
-        keys: 10_000,
-        runs: 5,
-        naive_events: 2_000,
-        batch: 1_000,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || -> anyhow::Result<u64> {
-            it.next()
-                .with_context(|| format!("{flag} needs a value"))?
-                .parse()
-                .with_context(|| format!("{flag} needs a number"))
-        };
-        match flag.as_str() {
-            "--events" => a.events = value()?,
-            "--keys" => a.keys = value()?,
-            "--runs" => a.runs = usize::try_from(value()?)?,
-            "--naive-events" => a.naive_events = value()?,
-            "--batch" => a.batch = usize::try_from(value()?)?,
-            "-h" | "--help" => {
-                println!(
-                    "usage: ferry-bench [--events N (120000)] [--keys K (10000)] [--runs R (5)] [--naive-events M (2000)] [--batch B (1000)]"
-                );
-                std::process::exit(0);
-            }
-            other => anyhow::bail!("unknown argument {other}; see --help"),
-        }
-    }
-    // The mock cluster keeps only about 5 MB per partition.
-    anyhow::ensure!(
-        a.events <= 160_000,
-        "--events must be at most 160000: librdkafka's mock cluster keeps only ~5 MB per partition"
-    );
-    anyhow::ensure!(a.keys > 0 && a.runs > 0 && a.events > 0 && a.naive_events > 0);
-    a.naive_events = a.naive_events.min(a.events);
-    Ok(a)
-}
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -81,46 +33,8 @@ fn repo_root() -> PathBuf {
         .unwrap_or_default()
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    format!("{cores} cores, {cpu}")
-}
-
-struct Row {
-    name: &'static str,
-    samples: Vec<Sample>,
-}
-
-impl Row {
-    fn rate(&self) -> f64 {
-        median(&mut self.samples.iter().map(Sample::rate).collect::<Vec<_>>())
-    }
-    fn cpu(&self) -> f64 {
-        median(
-            &mut self
-                .samples
-                .iter()
-                .map(Sample::cpu_per_million)
-                .collect::<Vec<_>>(),
-        )
-    }
-    fn opt(&self, f: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
-        let mut v: Vec<f64> = self.samples.iter().filter_map(f).collect();
-        (!v.is_empty()).then(|| median(&mut v))
-    }
-}
-
 fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
+    let args = args::parse()?;
     let root = repo_root();
     let plugin = root.join("dist/plugins/game_projection.wasm");
     anyhow::ensure!(
@@ -139,68 +53,110 @@ fn main() -> anyhow::Result<()> {
     );
     let cluster = MockCluster::new(1).context("starting the mock cluster")?;
     cluster.create_topic(workload::TOPIC, PARTITIONS, 1)?;
-    let bootstrap = cluster.bootstrap_servers();
+    let work = tempfile::tempdir()?;
+    let setup = Setup {
+        bootstrap: cluster.bootstrap_servers(),
+        plugin,
+        cache: work.path().join("component-cache"),
+        batch_size: args.batch,
+        linger_ms: args.linger,
+    };
+    if let Some(n) = args.soak {
+        return run_soak(&args, &setup, &ferry, work.path(), n);
+    }
     eprintln!(
         "producing {} Game events over {} keys on {PARTITIONS} partitions…",
         args.events, args.keys
     );
-    workload::produce(&bootstrap, args.events, args.keys)?;
-    let work = tempfile::tempdir()?;
-    let setup = Setup {
-        bootstrap,
-        plugin,
-        cache: work.path().join("component-cache"),
-        batch_size: args.batch,
-    };
+    workload::produce(&setup.bootstrap, args.events, args.keys)?;
     let mut rows = [
-        Row {
-            name: "raw consume (librdkafka poll only, nothing applied: the delivery ceiling)",
-            samples: Vec::new(),
-        },
-        Row {
-            name: "naive loop (native handler, tx + sync commit per event, synchronous=FULL)",
-            samples: Vec::new(),
-        },
-        Row {
-            name: "ferry in process (Wasm plugin)",
-            samples: Vec::new(),
-        },
-        Row {
-            name: "ferry run, end to end (Wasm plugin, child process)",
-            samples: Vec::new(),
-        },
+        Row::new("raw consume (librdkafka poll only, nothing applied: the delivery ceiling)"),
+        Row::new("naive loop (native handler, tx + sync commit per event, synchronous=FULL)"),
+        Row::new("ferry in process, native handler (same pipeline, no Wasm)"),
+        Row::new("ferry in process, Wasm plugin"),
+        Row::new("ferry run, end to end (Wasm plugin, child process)"),
     ];
+    let mut latencies: [Vec<LatencySample>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let mut swaps: Vec<SwapSample> = Vec::new();
     for run in 0..args.runs {
         eprintln!("run {}/{}…", run + 1, args.runs);
         let dir = tempfile::tempdir_in(work.path())?;
-        rows[0].samples.push(naive::raw_consume(
-            &setup.bootstrap,
-            PARTITIONS,
-            args.events,
-        )?);
-        rows[1].samples.push(naive::run(
-            &setup.bootstrap,
-            PARTITIONS,
-            args.naive_events,
-            dir.path(),
-        )?);
-        rows[2]
-            .samples
-            .push(ferry_runs::in_process(&setup, args.events, dir.path())?);
-        rows[3].samples.push(ferry_runs::end_to_end(
-            &setup,
-            &ferry,
-            args.events,
-            dir.path(),
-        )?);
+        let d = dir.path();
+        let mut push = |i: usize, s: anyhow::Result<Sample>| -> anyhow::Result<()> {
+            rows[i].samples.push(s?);
+            Ok(())
+        };
+        if args.wants(0) {
+            push(
+                0,
+                naive::raw_consume(&setup.bootstrap, PARTITIONS, args.events),
+            )?;
+        }
+        if args.wants(1) {
+            push(
+                1,
+                naive::run(&setup.bootstrap, PARTITIONS, args.naive_events, d),
+            )?;
+        }
+        if args.wants(2) {
+            push(
+                2,
+                ferry_runs::in_process(&setup, args.events, d, Handler::Native),
+            )?;
+        }
+        if args.wants(3) {
+            push(
+                3,
+                ferry_runs::in_process(&setup, args.events, d, Handler::Wasm),
+            )?;
+        }
+        if args.wants(4) {
+            push(4, ferry_runs::end_to_end(&setup, &ferry, args.events, d))?;
+        }
+        if args.wants(5) {
+            let topic = format!("latency-{run}-raw");
+            cluster.create_topic(&topic, PARTITIONS, 1)?;
+            latencies[0].push(latency::delivery_only(
+                &setup.bootstrap,
+                &topic,
+                args.rate,
+                args.seconds,
+                args.keys,
+            )?);
+            for (i, handler) in [Handler::Native, Handler::Wasm].into_iter().enumerate() {
+                let topic = format!("latency-{run}-{i}");
+                cluster.create_topic(&topic, PARTITIONS, 1)?;
+                latencies[i + 1].push(latency::run(
+                    &setup,
+                    d,
+                    handler,
+                    &topic,
+                    args.rate,
+                    args.seconds,
+                    args.keys,
+                )?);
+            }
+        }
+        if args.wants(6) {
+            let topic = format!("swap-{run}");
+            cluster.create_topic(&topic, PARTITIONS, 1)?;
+            swaps.push(swap::run(
+                &setup,
+                d,
+                &topic,
+                args.rate / 2,
+                args.swaps,
+                args.keys,
+            )?);
+        }
     }
-    for r in &rows {
+    for (i, r) in rows.iter().enumerate() {
+        let want = if i == 1 {
+            args.naive_events
+        } else {
+            args.events
+        };
         for s in &r.samples {
-            let want = if r.name.starts_with("naive") {
-                args.naive_events
-            } else {
-                args.events
-            };
             anyhow::ensure!(
                 s.events >= want,
                 "{}: applied {} of {want} events",
@@ -209,48 +165,20 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
-    println!("## ferry-bench, {}", machine());
-    println!();
-    println!(
-        "`scripts/bench --events {} --keys {} --runs {} --naive-events {} --batch {}`; medians of {} runs, scenarios interleaved.",
-        args.events, args.keys, args.runs, args.naive_events, args.batch, args.runs
-    );
-    println!();
-    println!(
-        "| scenario | events | events/s | CPU s per M events | peak RSS | start → first applied |"
-    );
-    println!("| --- | --- | --- | --- | --- | --- |");
-    for r in &rows {
-        let events = r.samples.first().map_or(0, |s| s.events);
-        let rss = r
-            .opt(|s| s.peak_rss_kib.map(|k| k as f64 / 1024.0))
-            .map_or("—".to_owned(), |m| format!("{m:.0} MiB"));
-        let first = r
-            .opt(|s| s.first_event.map(|d| d.as_secs_f64() * 1e3))
-            .map_or("—".to_owned(), |m| format!("{m:.0} ms"));
-        println!(
-            "| {} | {events} | {:.0} | {:.1} | {rss} | {first} |",
-            r.name,
-            r.rate(),
-            r.cpu()
-        );
-    }
-    println!();
-    let naive = rows[1].rate();
-    println!(
-        "- ferry in process / naive: **{:.1}×**",
-        rows[2].rate() / naive
-    );
-    println!(
-        "- ferry run end to end / naive: **{:.1}×**",
-        rows[3].rate() / naive
-    );
-    println!(
-        "- ferry in process / raw consume: **{:.2}**",
-        rows[2].rate() / rows[0].rate()
-    );
-    println!(
-        "- CPU of in-process runs includes the mock broker's threads (same process); `ferry run`'s is the child's own."
-    );
+    report::print(&args, &report::machine(), &rows, &latencies, &swaps);
+    Ok(())
+}
+
+fn run_soak(
+    args: &Args,
+    setup: &Setup,
+    ferry: &std::path::Path,
+    dir: &std::path::Path,
+    n: u64,
+) -> anyhow::Result<()> {
+    let config = ferry_runs::soak_config(setup, &dir.join("soak.db"));
+    eprintln!("soak: ferry run consumes {n} events, produced in rounds (at most 100,000 ahead)…");
+    let r = soak::run(setup, ferry, dir, n, args.keys, &config)?;
+    report::print_soak(args, &report::machine(), n, &r);
     Ok(())
 }

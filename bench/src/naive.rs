@@ -101,11 +101,24 @@ pub fn run(bootstrap: &str, partitions: i32, n: u64, dir: &Path) -> anyhow::Resu
 /// The delivery ceiling: a plain consumer polling every event of the topic
 /// (payload touched, nothing applied), with ferry's client settings.
 pub fn raw_consume(bootstrap: &str, partitions: i32, n: u64) -> anyhow::Result<Sample> {
+    raw_consume_with_work(bootstrap, partitions, n, Duration::ZERO)
+}
+
+/// [`raw_consume`] with `work` of busy CPU per event, spent in chunks of
+/// 5000 events between polls the way a batch is applied: what delivery
+/// allows a consumer whose per-event work costs `work`.
+pub fn raw_consume_with_work(
+    bootstrap: &str,
+    partitions: i32,
+    n: u64,
+    work: Duration,
+) -> anyhow::Result<Sample> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("raw-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("queued.max.messages.kbytes", "16384")
+        .set("fetch.queue.backoff.ms", "0")
         .create()
         .context("creating the raw consumer")?;
     let mut tpl = TopicPartitionList::new();
@@ -118,10 +131,19 @@ pub fn raw_consume(bootstrap: &str, partitions: i32, n: u64) -> anyhow::Result<S
     let mut seen = 0;
     let mut bytes = 0usize;
     let deadline = start + Duration::from_secs(600);
+    let mut chunk = 0u32;
     while seen < n && Instant::now() < deadline {
         if let Some(m) = consumer.poll(Duration::from_millis(100)) {
             bytes += m.context("polling")?.payload().map_or(0, <[u8]>::len);
             seen += 1;
+            chunk += 1;
+            if chunk == 5_000 || seen == n {
+                let until = Instant::now() + work * chunk;
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+                chunk = 0;
+            }
         }
     }
     std::hint::black_box(bytes);

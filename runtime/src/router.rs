@@ -46,13 +46,13 @@ impl TypeExtractor {
 /// Maps event types to plugin indices.
 #[derive(Debug, Clone, Default)]
 pub struct Router {
-    routes: HashMap<String, usize>,
+    routes: HashMap<String, usize, foldhash::fast::RandomState>,
 }
 
 impl Router {
     /// A router from `(plugin index, event types)` pairs.
     pub fn new<'a>(plugins: impl IntoIterator<Item = (usize, &'a [String])>) -> Self {
-        let mut routes = HashMap::new();
+        let mut routes = HashMap::default();
         for (i, events) in plugins {
             for e in events {
                 routes.insert(e.clone(), i);

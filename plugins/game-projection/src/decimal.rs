@@ -10,6 +10,9 @@ const MAX_EXP: i64 = 40;
 /// fraction zeros beyond two. `59.990` → `59.99`, `60` → `60.00`,
 /// `5.9999E1` → `59.999`, `-0` → `0.00`.
 pub fn canonical(text: &str) -> Result<String, String> {
+    if let Some(fast) = plain(text) {
+        return Ok(fast);
+    }
     let t = text.trim();
     let t = t
         .strip_prefix('"')
@@ -72,9 +75,55 @@ pub fn canonical(text: &str) -> Result<String, String> {
     Ok(format!("{sign}{int_part}.{frac_part}"))
 }
 
+/// The common case without allocating more than the result: a
+/// non-negative number written `digits[.digits]`, no exponent, no quotes.
+fn plain(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let dot = b.iter().position(|c| *c == b'.');
+    let (int, frac) = match dot {
+        Some(i) => (&b[..i], &b[i + 1..]),
+        None => (b, &b[..0]),
+    };
+    if int.is_empty()
+        || (dot.is_some() && frac.is_empty())
+        || b.len() > MAX_LEN
+        || !int.iter().chain(frac).all(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    let int = match int.iter().position(|c| *c != b'0') {
+        Some(i) => &int[i..],
+        None => &b"0"[..],
+    };
+    let kept = frac.iter().rposition(|c| *c != b'0').map_or(0, |i| i + 1);
+    let frac = &frac[..kept];
+    let mut out = String::with_capacity(int.len() + frac.len().max(2) + 1);
+    out.push_str(std::str::from_utf8(int).ok()?);
+    out.push('.');
+    out.push_str(std::str::from_utf8(frac).ok()?);
+    for _ in frac.len()..2 {
+        out.push('0');
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::canonical;
+    use super::{canonical, plain};
+
+    #[test]
+    fn the_fast_path_agrees_with_the_general_one() {
+        for t in [
+            "59.990", "60", "0", "000.5", "10.00", "1.23456", "007", "0.0",
+        ] {
+            // The general path, forced by quoting the text.
+            let general = canonical(&format!("\"{t}\""));
+            assert_eq!(plain(t).ok_or(()), general.map_err(|_| ()), "{t}");
+        }
+        for t in ["12.", "-1", "1e3", ".5", "\"1\"", " 1"] {
+            assert_eq!(plain(t), None, "{t}");
+        }
+    }
 
     #[test]
     fn canonical_forms() {

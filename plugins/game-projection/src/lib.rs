@@ -23,6 +23,8 @@
 pub mod decimal;
 pub mod queries;
 
+use std::borrow::Cow;
+
 use ferry_sdk::{Event, EventExt, HandleError, Handled, Projection, Store};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -34,12 +36,14 @@ pub struct GameProjection;
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct GameState<'a> {
-    id: String,
-    name: String,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
     #[serde(borrow)]
     price: &'a RawValue,
-    #[serde(default)]
-    image_uri: Option<String>,
+    #[serde(default, borrow)]
+    image_uri: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -49,6 +53,15 @@ struct GameDeleted {
 
 /// Lower-case hyphenated form of a UUID, or an error naming the value.
 pub fn canonical_uuid(id: &str) -> Result<String, String> {
+    let b = id.as_bytes();
+    let canonical = b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
+        });
+    if canonical {
+        return Ok(id.to_owned());
+    }
     let s = id.trim();
     let hex: String = s.chars().filter(|c| *c != '-').collect();
     let hyphens_ok = s.len() == 32
@@ -142,9 +155,9 @@ pub fn apply(
                 UPSERT,
                 &[
                     id.into(),
-                    game.name.into(),
+                    game.name.into_owned().into(),
                     price.into(),
-                    game.image_uri.into(),
+                    game.image_uri.map(Cow::into_owned).into(),
                     event.offset.into(),
                     projected_by.into(),
                 ],

@@ -102,6 +102,7 @@ pub struct Status {
     plugins: Mutex<Vec<PluginInfo>>,
     components: Mutex<HashMap<String, Component>>,
     refusals: Mutex<HashMap<String, Refusal>>,
+    deployed: Mutex<HashMap<String, String>>,
     swaps: Mutex<BTreeMap<(String, &'static str), u64>>,
     phase: Mutex<Phase>,
     stats: Arc<Stats>,
@@ -133,6 +134,7 @@ impl Status {
             plugins: Mutex::new(Vec::new()),
             components: Mutex::new(HashMap::new()),
             refusals: Mutex::new(HashMap::new()),
+            deployed: Mutex::new(HashMap::new()),
             swaps: Mutex::new(BTreeMap::new()),
             phase: Mutex::new(Phase::Starting),
             stats,
@@ -272,6 +274,19 @@ impl Status {
     pub fn refused(&self, plugin: &str, refusal: Refusal) {
         self.count_swap(plugin, "refused");
         self.refusals.lock().insert(plugin.to_owned(), refusal);
+    }
+
+    /// Notes the digest of the last version of `plugin` that went through
+    /// the deploy path (file, reload or API), whatever became of it.
+    pub fn note_deployed(&self, plugin: &str, digest: &str) {
+        self.deployed
+            .lock()
+            .insert(plugin.to_owned(), digest.to_owned());
+    }
+
+    /// The digest [`Self::note_deployed`] last noted for `plugin`.
+    pub fn last_deployed(&self, plugin: &str) -> Option<String> {
+        self.deployed.lock().get(plugin).cloned()
     }
 
     /// Counts a swap outcome (`activated`, `refused`, `rolled-back`).

@@ -70,6 +70,16 @@ pub struct StoreConfig {
     /// SQLite page cache in KiB.
     #[serde(default = "default_cache_size_kib")]
     pub cache_size_kib: u64,
+    /// WAL checkpoints (copying committed pages into the database file,
+    /// with an fsync) run on a background thread every this many
+    /// milliseconds, so commits never wait for them; 0 leaves them to
+    /// SQLite, inline in a commit every 1000 pages.
+    #[serde(default = "default_checkpoint_interval_ms")]
+    pub checkpoint_interval_ms: u64,
+}
+
+fn default_checkpoint_interval_ms() -> u64 {
+    100
 }
 
 fn default_db_path() -> PathBuf {
@@ -89,6 +99,7 @@ impl Default for StoreConfig {
             synchronous: Synchronous::default(),
             busy_timeout_ms: default_busy_timeout_ms(),
             cache_size_kib: default_cache_size_kib(),
+            checkpoint_interval_ms: default_checkpoint_interval_ms(),
         }
     }
 }
@@ -100,6 +111,7 @@ impl StoreConfig {
             synchronous: self.synchronous,
             busy_timeout_ms: self.busy_timeout_ms,
             cache_size_kib: self.cache_size_kib,
+            checkpoint_interval_ms: self.checkpoint_interval_ms,
         }
     }
 }
@@ -258,10 +270,10 @@ impl Default for DeadLetterGuard {
 }
 
 fn default_batch_size() -> usize {
-    1_000
+    5_000
 }
 fn default_linger_ms() -> u64 {
-    20
+    5
 }
 
 impl Default for PipelineConfig {
@@ -436,6 +448,12 @@ impl Config {
             p.push(format!(
                 "runtime.watch_interval_ms must be between 10 and 60000, not {}",
                 self.runtime.watch_interval_ms
+            ));
+        }
+        if self.store.checkpoint_interval_ms > 60_000 {
+            p.push(format!(
+                "store.checkpoint_interval_ms must be at most 60000, not {}",
+                self.store.checkpoint_interval_ms
             ));
         }
         if self.store.path.as_os_str().is_empty() {

@@ -18,7 +18,7 @@ tables = ["games"]
 fn defaults_and_relative_paths() {
     let c = parse(MINIMAL);
     assert!(c.validate().is_empty(), "{:?}", c.validate());
-    assert_eq!(c.pipeline.batch_size, 1000);
+    assert_eq!(c.pipeline.batch_size, 5000);
     assert_eq!(c.db_path(), Path::new("/etc/ferry/ferry.db"));
     assert_eq!(
         c.component_cache_dir(&c.db_path()),

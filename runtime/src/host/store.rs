@@ -24,10 +24,16 @@ pub struct StoreCtx {
     scope: AuthScope,
     grant: Arc<Grant>,
     cache_prefix: String,
+    /// Recent statements with their statement-cache keys (the SQL behind
+    /// the plugin's comment), so a call does not build its key anew.
+    keys: Vec<(String, String)>,
     active: bool,
     transient: Option<String>,
     denied: Option<String>,
 }
+
+/// Statements whose cache keys a [`StoreCtx`] remembers.
+const KEYS: usize = 16;
 
 /// What the store saw during one plugin call.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -48,6 +54,7 @@ impl StoreCtx {
             scope,
             grant,
             cache_prefix,
+            keys: Vec::new(),
             active: false,
             transient: None,
             denied: None,
@@ -83,10 +90,19 @@ impl StoreCtx {
                 "the store can only be used while the host is running `handle` or `migrate`".into(),
             ));
         };
-        let key;
         let sql = if cached {
-            key = format!("{}{sql}", self.cache_prefix);
-            key.as_str()
+            let i = match self.keys.iter().position(|(s, _)| s == sql) {
+                Some(i) => i,
+                None => {
+                    if self.keys.len() == KEYS {
+                        self.keys.remove(0);
+                    }
+                    self.keys
+                        .push((sql.to_owned(), format!("{}{sql}", self.cache_prefix)));
+                    self.keys.len() - 1
+                }
+            };
+            self.keys[i].1.as_str()
         } else {
             sql
         };

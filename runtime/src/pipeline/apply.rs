@@ -40,10 +40,10 @@ impl Pipeline {
     ) -> anyhow::Result<()> {
         for ev in events {
             let key: PartitionKey = (Arc::clone(&ev.source), ev.partition);
-            if report.blocked.contains_key(&key) {
+            if !report.blocked.is_empty() && report.blocked.contains_key(&key) {
                 continue;
             }
-            if report.fenced.contains_key(&key) {
+            if !report.fenced.is_empty() && report.fenced.contains_key(&key) {
                 report.fenced_events += 1;
                 continue;
             }
@@ -115,7 +115,9 @@ impl Pipeline {
         match result {
             Ok(handled) => {
                 self.db.release()?;
-                self.attempts.remove(&key);
+                if !self.attempts.is_empty() {
+                    self.attempts.remove(&key);
+                }
                 self.guard_record(&key, false);
                 advance(touched, key, ev.offset, Some(&stamp));
                 match handled {

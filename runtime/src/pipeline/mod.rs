@@ -30,6 +30,11 @@ pub mod stats;
 pub mod swap;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+/// A hash map with a fast (non-DoS-resistant) hasher, for the per-event
+/// lookups of the hot path; its keys come from ferry's own configuration
+/// and sources.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -129,14 +134,14 @@ pub struct Pipeline {
     router: Router,
     unknown: UnknownEventPolicy,
     backoff: Backoff,
-    checkpoints: HashMap<PartitionKey, Option<i64>>,
-    attempts: HashMap<PartitionKey, Attempts>,
+    checkpoints: FastMap<PartitionKey, Option<i64>>,
+    attempts: FastMap<PartitionKey, Attempts>,
     guard: DeadLetterGuard,
-    guard_windows: HashMap<PartitionKey, VecDeque<bool>>,
+    guard_windows: FastMap<PartitionKey, VecDeque<bool>>,
     dead_letter_topics: HashMap<String, String>,
     stats: Arc<Stats>,
     tally: Tally,
-    types: HashSet<Arc<str>>,
+    types: HashSet<Arc<str>, foldhash::fast::RandomState>,
     no_plugin: Arc<str>,
 }
 
@@ -167,14 +172,14 @@ impl Pipeline {
             router: Router::default(),
             unknown: config.unknown_event_type,
             backoff: Backoff::new(&config.retry),
-            checkpoints: HashMap::new(),
-            attempts: HashMap::new(),
+            checkpoints: FastMap::default(),
+            attempts: FastMap::default(),
             guard: config.dead_letter_guard.clone(),
-            guard_windows: HashMap::new(),
+            guard_windows: FastMap::default(),
             dead_letter_topics: HashMap::new(),
             stats,
             tally: Tally::default(),
-            types: HashSet::new(),
+            types: HashSet::default(),
             no_plugin: "-".into(),
             db,
         };

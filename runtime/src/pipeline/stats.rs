@@ -203,7 +203,7 @@ fn bump(
 /// One batch's outcome counts, merged into [`Stats`] after the commit.
 #[derive(Debug, Default)]
 pub struct Tally {
-    counts: HashMap<(Arc<str>, Arc<str>, Outcome), u64>,
+    counts: super::FastMap<(Arc<str>, Arc<str>, Outcome), u64>,
 }
 
 impl Tally {

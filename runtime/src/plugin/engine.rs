@@ -19,6 +19,11 @@ pub fn build_engine() -> anyhow::Result<Engine> {
     config.epoch_interruption(true);
     config.concurrency_support(false);
     config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+    // `FERRY_WASM_PROFILE=perfmap` writes /tmp/perf-<pid>.map so `perf`
+    // names plugin functions (for profiling a plugin; off by default).
+    if std::env::var("FERRY_WASM_PROFILE").is_ok_and(|v| v == "perfmap") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Engine::new(&config).map_err(anyhow::Error::from)
 }
 

@@ -152,6 +152,10 @@ impl Context {
             }
         };
         let d = digest(&bytes);
+        // The file watcher leaves this content alone from now on (an API
+        // deployment is written over the plugin's file; a version rolled
+        // back must not come back from there).
+        self.status.note_deployed(name, &d);
         tracing::info!(plugin = name, trigger = %trigger, origin, digest = %d,
             "Compiling and validating a new plugin version off the hot path.");
         match self

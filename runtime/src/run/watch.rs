@@ -85,7 +85,14 @@ impl Watcher {
                             changed: true,
                             ..Seen::default()
                         });
-                        check(&name, &path, s, active.get(&name), &requests);
+                        let deployed = status.last_deployed(&name);
+                        check(
+                            &name,
+                            &path,
+                            s,
+                            &[active.get(&name), deployed.as_ref()],
+                            &requests,
+                        );
                     }
                     std::thread::sleep(interval);
                 }
@@ -97,11 +104,13 @@ impl Watcher {
     }
 }
 
+/// Looks at one plugin's file; deploys its content if it settled and is
+/// none of `known` (the active version, the last one deployed).
 fn check(
     name: &str,
     path: &std::path::Path,
     s: &mut Seen,
-    active: Option<&String>,
+    known: &[Option<&String>],
     requests: &Sender<Request>,
 ) {
     let now = meta(path);
@@ -129,7 +138,7 @@ fn check(
         }
     };
     let d = digest(&bytes);
-    if Some(&d) == s.last_digest.as_ref() || Some(&d) == active {
+    if Some(&d) == s.last_digest.as_ref() || known.contains(&Some(&d)) {
         s.last_digest = Some(d);
         return;
     }
@@ -170,16 +179,16 @@ mod tests {
             changed: true,
             ..Seen::default()
         };
-        check("p", &path, &mut s, Some(&active), &tx);
-        check("p", &path, &mut s, Some(&active), &tx);
+        check("p", &path, &mut s, &[Some(&active)], &tx);
+        check("p", &path, &mut s, &[Some(&active)], &tx);
         assert!(rx.try_recv().is_err(), "the active content is not deployed");
         std::fs::write(&path, b"v2-longer").unwrap();
-        check("p", &path, &mut s, Some(&active), &tx);
+        check("p", &path, &mut s, &[Some(&active)], &tx);
         assert!(
             rx.try_recv().is_err(),
             "a fresh change waits one more check"
         );
-        check("p", &path, &mut s, Some(&active), &tx);
+        check("p", &path, &mut s, &[Some(&active)], &tx);
         match rx.try_recv() {
             Ok(Request::Deploy { name, bytes, .. }) => {
                 assert_eq!((name.as_str(), bytes.as_slice()), ("p", &b"v2-longer"[..]));
@@ -187,7 +196,7 @@ mod tests {
             _ => panic!("no deploy request"),
         }
         for _ in 0..3 {
-            check("p", &path, &mut s, Some(&active), &tx);
+            check("p", &path, &mut s, &[Some(&active)], &tx);
         }
         assert!(rx.try_recv().is_err(), "the same content is tried once");
     }

@@ -9,6 +9,7 @@
 
 pub mod authorizer;
 pub mod checkpoint;
+pub mod checkpointer;
 pub mod dead_letter;
 pub mod fence;
 pub mod history;
@@ -116,6 +117,9 @@ pub struct StoreOptions {
     pub busy_timeout_ms: u64,
     /// SQLite page cache size in KiB.
     pub cache_size_kib: u64,
+    /// Checkpoint the write-ahead log on a background thread every this
+    /// many milliseconds (0: inline, SQLite's default, every 1000 pages).
+    pub checkpoint_interval_ms: u64,
 }
 
 impl Default for StoreOptions {
@@ -124,6 +128,7 @@ impl Default for StoreOptions {
             synchronous: Synchronous::Normal,
             busy_timeout_ms: 5_000,
             cache_size_kib: 65_536,
+            checkpoint_interval_ms: 100,
         }
     }
 }
@@ -134,6 +139,7 @@ pub struct Db {
     scope: AuthScope,
     path: PathBuf,
     in_tx: bool,
+    _checkpointer: Option<checkpointer::Checkpointer>,
 }
 
 impl std::fmt::Debug for Db {
@@ -173,9 +179,15 @@ impl Db {
         };
         conn.busy_timeout(std::time::Duration::from_millis(options.busy_timeout_ms))
             .map_err(open_err)?;
+        let autocheckpoint = if options.checkpoint_interval_ms > 0 {
+            checkpointer::SAFETY_NET_PAGES
+        } else {
+            1_000
+        };
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA cache_size = -{};
-             PRAGMA foreign_keys = ON;",
+             PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = {autocheckpoint};
+             PRAGMA journal_size_limit = 67108864;",
             options.cache_size_kib
         ))
         .map_err(open_err)?;
@@ -195,11 +207,20 @@ impl Db {
         conn.set_prepared_statement_cache_capacity(512);
         let scope = AuthScope::default();
         scope.install(&mut conn).map_err(open_err)?;
+        let checkpointer = (options.checkpoint_interval_ms > 0)
+            .then(|| {
+                checkpointer::Checkpointer::start(
+                    path,
+                    std::time::Duration::from_millis(options.checkpoint_interval_ms),
+                )
+            })
+            .transpose()?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             scope,
             path: path.to_owned(),
             in_tx: false,
+            _checkpointer: checkpointer,
         })
     }
 

@@ -54,16 +54,18 @@ impl KafkaSource {
     ) {
         self.refresh_known();
         let mut deadline: Option<Instant> = None;
+        // The clock is read for the first event and then every 32 polls, not
+        // for each of the thousands of events of a busy batch.
+        let mut since_clock = 0u32;
+        let mut timeout = idle;
         while out.len() < max {
-            let timeout = match deadline {
-                None => idle,
-                Some(d) => d.saturating_duration_since(Instant::now()),
-            };
             match self.consumer.poll(timeout) {
                 None => {
                     if deadline.is_none() || timeout.is_zero() {
                         break;
                     }
+                    // It waited: look at the clock now.
+                    since_clock = u32::MAX - 1;
                 }
                 Some(Err(e)) => {
                     tracing::warn!(source = %self.config.name, error = %e,
@@ -75,12 +77,24 @@ impl KafkaSource {
                 Some(Ok(m)) => {
                     if let Some(p) = self.convert(&m) {
                         out.push(p);
-                        deadline.get_or_insert_with(|| Instant::now() + linger);
+                        if deadline.is_none() {
+                            deadline = Some(Instant::now() + linger);
+                            timeout = linger;
+                            since_clock = 0;
+                        }
                     }
                 }
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                break;
+            since_clock = since_clock.saturating_add(1);
+            if let Some(d) = deadline
+                && (since_clock >= 32 || timeout.is_zero())
+            {
+                since_clock = 0;
+                let now = Instant::now();
+                if now >= d {
+                    break;
+                }
+                timeout = d - now;
             }
         }
     }

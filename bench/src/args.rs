@@ -36,7 +36,8 @@ pub const USAGE: &str = "usage: ferry-bench [--events N (120000)] [--keys K (100
                    [--rate EVENTS_PER_S (100000)] [--seconds S (4)] [--swaps N (20)]
                    [--only 0,1,…] [--soak N]
 scenarios: 0 raw consume, 1 naive loop, 2 ferry native, 3 ferry Wasm, 4 ferry run,
-           5 latency at offered load, 6 swap pause";
+           5 latency at offered load, 6 swap pause,
+           7 raw consume + ferry Wasm's apply time per event (needs 3)";
 
 /// Parses `std::env::args`.
 pub fn parse() -> anyhow::Result<Args> {

@@ -158,6 +158,7 @@ pub fn in_process(s: &Setup, total: u64, dir: &Path, handler: Handler) -> anyhow
         events: applied,
         wall,
         cpu,
+        applying: Some(driver.applying()),
         ..Sample::default()
     })
 }
@@ -216,6 +217,7 @@ pub fn end_to_end(s: &Setup, ferry: &Path, total: u64, dir: &Path) -> anyhow::Re
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
         peak_rss_kib: peak.map(|m| (m * 1024.0) as u64),
         first_event: first,
+        applying: None,
     })
 }
 

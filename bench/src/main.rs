@@ -70,11 +70,16 @@ fn main() -> anyhow::Result<()> {
     );
     workload::produce(&setup.bootstrap, args.events, args.keys)?;
     let mut rows = [
-        Row::new("raw consume (librdkafka poll only, nothing applied: the delivery ceiling)"),
+        Row::new(
+            "raw consume (ferry's client settings, poll only, nothing applied: the delivery ceiling)",
+        ),
         Row::new("naive loop (native handler, tx + sync commit per event, synchronous=FULL)"),
         Row::new("ferry in process, native handler (same pipeline, no Wasm)"),
         Row::new("ferry in process, Wasm plugin"),
         Row::new("ferry run, end to end (Wasm plugin, child process)"),
+        Row::new(
+            "raw consume + busy work per event equal to ferry Wasm's measured apply time (the bound)",
+        ),
     ];
     let mut latencies: [Vec<LatencySample>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     let mut swaps: Vec<SwapSample> = Vec::new();
@@ -104,14 +109,22 @@ fn main() -> anyhow::Result<()> {
                 ferry_runs::in_process(&setup, args.events, d, Handler::Native),
             )?;
         }
+        let mut wasm_apply = None;
         if args.wants(3) {
-            push(
-                3,
-                ferry_runs::in_process(&setup, args.events, d, Handler::Wasm),
-            )?;
+            let s = ferry_runs::in_process(&setup, args.events, d, Handler::Wasm)?;
+            wasm_apply = s
+                .applying
+                .map(|a| a / u32::try_from(s.events.max(1)).unwrap_or(u32::MAX));
+            push(3, Ok(s))?;
         }
         if args.wants(4) {
             push(4, ferry_runs::end_to_end(&setup, &ferry, args.events, d))?;
+        }
+        if let Some(work) = wasm_apply.filter(|_| args.wants(7)) {
+            push(
+                5,
+                naive::raw_consume_with_work(&setup.bootstrap, PARTITIONS, args.events, work),
+            )?;
         }
         if args.wants(5) {
             let topic = format!("latency-{run}-raw");

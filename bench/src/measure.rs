@@ -48,6 +48,8 @@ pub struct Sample {
     pub peak_rss_kib: Option<u64>,
     /// Start of the process to its first applied event (`ferry run`).
     pub first_event: Option<Duration>,
+    /// Time spent applying batches (ferry in process only).
+    pub applying: Option<Duration>,
 }
 
 impl Sample {

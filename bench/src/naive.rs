@@ -113,14 +113,15 @@ pub fn raw_consume_with_work(
     n: u64,
     work: Duration,
 ) -> anyhow::Result<Sample> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("raw-{}", std::process::id()))
-        .set("enable.auto.commit", "false")
-        .set("queued.max.messages.kbytes", "16384")
-        .set("fetch.queue.backoff.ms", "0")
-        .create()
-        .context("creating the raw consumer")?;
+    // Exactly the client settings of a ferry Kafka source.
+    let source: ferry::config::KafkaSourceConfig = toml::from_str(&format!(
+        "name = \"raw\"\nbrokers = \"{bootstrap}\"\ntopics = [\"{TOPIC}\"]\n"
+    ))
+    .context("the raw consumer's source config")?;
+    let consumer: BaseConsumer =
+        ferry::source::kafka::client::client_config(&source, bootstrap, 1_000)
+            .create()
+            .context("creating the raw consumer")?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset(TOPIC, p, Offset::Beginning)?;

@@ -88,9 +88,9 @@ pub fn print(
     );
     println!();
     println!(
-        "| scenario | events | events/s | CPU s per M events | peak RSS | start → first applied |"
+        "| scenario | events | events/s | applying, µs per event | CPU s per M events | peak RSS | start → first applied |"
     );
-    println!("| --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
     for r in rows.iter().filter(|r| !r.samples.is_empty()) {
         let events = r.samples.first().map_or(0, |s| s.events);
         let rss = r
@@ -99,8 +99,14 @@ pub fn print(
         let first = r
             .opt(|s| s.first_event.map(|d| d.as_secs_f64() * 1e3))
             .map_or("—".to_owned(), |m| format!("{m:.0} ms"));
+        let applying = r
+            .opt(|s| {
+                s.applying
+                    .map(|a| a.as_secs_f64() * 1e6 / s.events.max(1) as f64)
+            })
+            .map_or("—".to_owned(), |m| format!("{m:.1}"));
         println!(
-            "| {} | {events} | {:.0} | {:.1} | {rss} | {first} |",
+            "| {} | {events} | {:.0} | {applying} | {:.1} | {rss} | {first} |",
             r.name,
             r.rate().unwrap_or(0.0),
             r.opt(|s| Some(s.cpu_per_million())).unwrap_or(0.0)
@@ -123,6 +129,10 @@ pub fn print(
     println!(
         "- ferry (Wasm, in process) / raw consume: **{}**",
         ratio(rate(3), rate(0))
+    );
+    println!(
+        "- ferry (Wasm, in process) / raw consume with the same work per event: **{}**",
+        ratio(rate(3), rate(5))
     );
     println!(
         "- CPU of in-process runs includes the mock broker's threads (same process); `ferry run`'s is the child's own."

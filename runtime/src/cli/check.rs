@@ -50,6 +50,21 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
                 c.tables.join(", ")
             },
         );
+        for q in &l.queries {
+            println!(
+                "    query {}({}){}",
+                q.name,
+                q.params
+                    .iter()
+                    .map(|(n, t)| format!("{n}: {t}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                q.result
+                    .as_ref()
+                    .map(|r| format!(" -> {r}"))
+                    .unwrap_or_default()
+            );
+        }
     }
     for s in &config.sources {
         println!("  source {} ({})", s.name(), s.kind());

@@ -25,6 +25,7 @@ pub struct Driver {
     events: Vec<Event>,
     fences: Fences,
     status: Option<Arc<Status>>,
+    applying: Duration,
 }
 
 impl Driver {
@@ -39,6 +40,7 @@ impl Driver {
             events: Vec::with_capacity(config.batch_size),
             fences: Fences::new(),
             status: None,
+            applying: Duration::ZERO,
         }
     }
 
@@ -63,6 +65,12 @@ impl Driver {
         self
     }
 
+    /// Time spent inside batch transactions so far (applying, not
+    /// polling).
+    pub fn applying(&self) -> Duration {
+        self.applying
+    }
+
     /// Polls one batch from `source` and applies it. Returns the report of
     /// a committed batch, `None` when nothing was polled or the batch was
     /// rolled back (its partitions then start again from it after a pause).
@@ -85,7 +93,9 @@ impl Driver {
             return None;
         }
         let began = Instant::now();
-        match pipeline.apply_fenced(&self.events, &self.fences) {
+        let applied = pipeline.apply_fenced(&self.events, &self.fences);
+        self.applying += began.elapsed();
+        match applied {
             Ok(report) => {
                 self.host_failures = 0;
                 if let Some(s) = &self.status {

@@ -7,9 +7,9 @@
 //!   projection (JSON, exact price, upsert), as a component and natively;
 //! - `store_call`: the host side of the `store.execute` import (authorizer
 //!   scope, statement cache, upsert) without Wasm;
-//! - `savepoint`: the per-event savepoint and its release;
+//! - `savepoint`: the per-event savepoint of a careful pass and its release;
 //! - `batch_commit`: one pipeline batch of 1000 events, Wasm and native
-//!   (savepoints, handlers, checkpoint row, commit).
+//!   (optimistic pass: handlers, checkpoint row, commit).
 //!
 //! `cargo bench -p ferry-bench --bench micro` (build the plugins first:
 //! `scripts/build-plugins`).
@@ -152,6 +152,7 @@ fn store_call(c: &mut Criterion) {
         "game-projection".into(),
         StoreCtx::new(Some(db.shared()), db.scope(), grant),
         64 << 20,
+        ferry::host::held::Output::new("game-projection".into()),
     );
     let sql = "INSERT INTO games (id, name, price, image_uri, updated_at_offset, projected_by)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -183,7 +184,7 @@ fn savepoint(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let mut db = db(&dir);
     db.begin().unwrap();
-    c.bench_function("savepoint + release (per event)", |b| {
+    c.bench_function("savepoint + release (per event, careful pass)", |b| {
         b.iter(|| {
             db.savepoint().unwrap();
             db.release().unwrap();
@@ -194,7 +195,7 @@ fn savepoint(c: &mut Criterion) {
 
 fn batch_commit(c: &mut Criterion) {
     let mut g =
-        c.benchmark_group("batch of 1000 events (savepoints, handlers, checkpoint, commit)");
+        c.benchmark_group("batch of 1000 events (optimistic pass: handlers, checkpoint, commit)");
     g.sample_size(20);
     let (_host, plugin) = load();
     for (name, code) in [

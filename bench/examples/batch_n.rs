@@ -1,7 +1,8 @@
 //! Applies B batches of 1000 Game events through ferry's pipeline with the
-//! native game projection: a stable workload for instruction counts.
+//! native game projection, or with the Wasm plugin when a component is
+//! given: a stable workload for instruction counts.
 //!
-//! `batch_n <batches> [keys]`
+//! `batch_n <batches> [keys] [component.wasm]`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use ferry::config::{Config, PipelineConfig};
 use ferry::event::Event;
 use ferry::pipeline::{Pipeline, PluginCode, Stats};
+use ferry::plugin::{Limits, PluginHost};
 use ferry::store::{Db, StoreOptions};
 use ferry_bench::native::NativeGames;
 use ferry_bench::workload;
@@ -18,6 +20,21 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let batches: u64 = args.next().map_or(20, |a| a.parse().expect("batches"));
     let keys: u64 = args.next().map_or(10_000, |a| a.parse().expect("keys"));
+    let code = match args.next() {
+        Some(wasm) => {
+            let host = PluginHost::new(None).unwrap();
+            let plugin = host
+                .load_file(
+                    "game-projection",
+                    std::path::Path::new(&wasm),
+                    &["games".into()],
+                    Limits::default(),
+                )
+                .unwrap();
+            PluginCode::Wasm(Arc::new(plugin))
+        }
+        None => PluginCode::Native(Box::new(NativeGames)),
+    };
     let dir = tempfile::tempdir().unwrap();
     let opts = StoreOptions {
         checkpoint_interval_ms: 0,
@@ -33,7 +50,7 @@ fn main() {
     .remove(0);
     let mut pipeline = Pipeline::new(
         db,
-        vec![(plugin, PluginCode::Native(Box::new(NativeGames)))],
+        vec![(plugin, code)],
         &PipelineConfig::default(),
         Arc::new(Stats::default()),
     )

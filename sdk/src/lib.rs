@@ -69,8 +69,10 @@ pub trait Projection {
     /// idempotent when `from == Some(Self::SCHEMA)`.
     fn migrate(store: &impl Store, from: Option<u32>) -> Result<(), String>;
 
-    /// Applies one event. Runs inside a savepoint: an `Err` rolls back every
-    /// write made for this event.
+    /// Applies one event. An `Err` rolls back every write made for this
+    /// event (and only those). May be called again for an event whose
+    /// earlier call's writes were rolled back with its batch (see the WIT
+    /// contract), so keep it free of effects outside the store.
     fn handle(store: &impl Store, event: &Event) -> Result<Handled, HandleError>;
 }
 

@@ -328,6 +328,8 @@ fn metrics_parse_with_the_reference_prometheus_parser_and_count_what_was_sent() 
     );
     assert_eq!(events("-", "CatalogReindexed", "skipped"), 3.0);
     assert_eq!(value("ferry_dead_letters", &[]), 5.0);
+    // The dead letters failed in a batch's optimistic pass: it re-ran.
+    assert!(value("ferry_batch_reruns_total", &[]) >= 1.0);
     assert_eq!(
         value("ferry_dead_letters_total", &[("plugin", "game-projection")]),
         5.0

@@ -21,7 +21,7 @@ path = "ferry.db"
 [[plugins]]
 name = "chaos"
 path = {{chaos}}
-events = ["Append", "AppendThenTrap", "AppendThenFail", "Trap", "Loop", "Alloc", "WriteSecret", "FailTimes", "Retryable"]
+events = ["Append", "AppendThenTrap", "AppendThenFail", "Trap", "Loop", "Alloc", "WriteSecret", "FailTimes", "Retryable", "Say"]
 tables = ["log"]
 max_attempts = 1
 {extra}
@@ -243,4 +243,70 @@ fn a_second_load_comes_from_the_compiled_cache() {
     };
     assert_eq!(load(), ferry::plugin::Provenance::Compiled);
     assert_eq!(load(), ferry::plugin::Provenance::Cached);
+}
+
+/// Collects formatted log lines.
+#[derive(Clone, Default)]
+struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_plugin_logs_each_line_once_even_when_its_batch_runs_twice() {
+    let ws = Workspace::new();
+    let mut p = pipeline(&ws, "");
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let (first, second) = tracing::subscriber::with_default(subscriber, || {
+        // The failure at 3 abandons the optimistic pass after 1 and 2 said
+        // their lines; the careful pass says them again.
+        let first = p
+            .apply_batch(&[
+                ev(1, "Say"),
+                ev(2, "Say"),
+                ev(3, "AppendThenFail"),
+                ev(4, "Say"),
+            ])
+            .unwrap();
+        let held = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        // A clean batch (run optimistically once the careful batches are
+        // over) logs its lines when it commits.
+        for _ in 0..ferry::pipeline::CAREFUL_BATCHES {
+            p.apply_batch(&[]).unwrap();
+        }
+        let second = p.apply_batch(&[ev(5, "Say")]).unwrap();
+        (first, (second, held))
+    });
+    assert_eq!((first.applied, first.dead_lettered), (3, 1));
+    assert_eq!(p.reruns(), 1);
+    assert_eq!(second.0.applied, 1);
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    for n in [1, 2, 4, 5] {
+        for what in ["said", "printed"] {
+            let line = format!("{what} {n}");
+            assert_eq!(text.matches(&line).count(), 1, "{line:?} once in:\n{text}");
+        }
+    }
+    assert!(
+        text.contains("plugin=\"chaos\"") || text.contains("plugin=chaos"),
+        "{text}"
+    );
+    assert!(
+        second.1.contains("said 4"),
+        "the first batch's lines were logged when it committed"
+    );
+    assert_eq!(logged(&p), [1, 2, 4, 5]);
 }

@@ -144,6 +144,12 @@ fn uuids_are_canonicalised() {
     assert_eq!(canonical_uuid(ID).unwrap(), ID_LC);
     assert_eq!(canonical_uuid(&ID_LC.replace('-', "")).unwrap(), ID_LC);
     assert!(canonical_uuid("3f2504e0-4f89-11d3-9a0c-0305e82c330").is_err());
+    assert!(canonical_uuid("3f2504e0-4f89-11d3-9a0c-0305e82c330g").is_err());
+    assert!(canonical_uuid("3f2504e0-4f89-11d3-9a0c-0305e82c33-0").is_err());
+    assert_eq!(
+        canonical_uuid("3F2504E0-4F89-11D3-9A0C-0305E82C3301").unwrap(),
+        "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+    );
     assert!(canonical_uuid("3f2504e04-f89-11d3-9a0c-0305e82c3301").is_err());
 }
 

@@ -139,6 +139,13 @@ pub fn render(status: &Status, store: &StoreCounts) -> String {
     status
         .batch_seconds
         .render(o, "ferry_batch_commit_seconds", "");
+    head(
+        o,
+        "ferry_batch_reruns_total",
+        "counter",
+        "Batches applied a second time, with a savepoint per event, because a plugin failed one of their events.",
+    );
+    let _ = writeln!(o, "ferry_batch_reruns_total {}", status.stats().reruns());
     let parts = status.partitions();
     head(
         o,

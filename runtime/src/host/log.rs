@@ -1,7 +1,9 @@
 //! The `log` interface: plugin log lines into the host's `tracing` log,
-//! tagged with the plugin and the event being handled.
+//! tagged with the plugin and the event being handled (through
+//! [`super::held::Output`], which holds them during an optimistic pass).
 
 use super::HostState;
+use super::held::Line;
 use crate::plugin::bindings::Level;
 use crate::plugin::bindings::ferry::plugin::log::Host;
 
@@ -30,31 +32,16 @@ fn format_fields(fields: &[(String, String)]) -> String {
 
 impl Host for HostState {
     fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
-        let plugin = &*self.plugin;
         let event = match &self.current_event {
             Some(p) => p.to_string(),
             None => "-".to_owned(),
         };
-        let event = event.as_str();
-        let message = cut(&message);
-        let fields = format_fields(&fields);
-        match level {
-            Level::Trace => {
-                tracing::trace!(target: "ferry::plugin", plugin, event, %fields, "{message}")
-            }
-            Level::Debug => {
-                tracing::debug!(target: "ferry::plugin", plugin, event, %fields, "{message}")
-            }
-            Level::Info => {
-                tracing::info!(target: "ferry::plugin", plugin, event, %fields, "{message}")
-            }
-            Level::Warn => {
-                tracing::warn!(target: "ferry::plugin", plugin, event, %fields, "{message}")
-            }
-            Level::Error => {
-                tracing::error!(target: "ferry::plugin", plugin, event, %fields, "{message}")
-            }
-        }
+        self.output.write(Line::Log {
+            level,
+            event,
+            fields: format_fields(&fields),
+            message: cut(&message).to_owned(),
+        });
     }
 }
 

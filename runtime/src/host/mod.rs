@@ -3,6 +3,7 @@
 //! state they share ([`HostState`]).
 
 pub mod clock;
+pub mod held;
 pub mod limits;
 pub mod log;
 pub mod stdio;
@@ -33,16 +34,24 @@ pub struct HostState {
     pub current_event: Option<crate::event::Position>,
     /// The plugin's stderr (its last line explains most traps).
     pub stderr: stdio::LogStream,
+    /// Where its log lines and stdout/stderr lines go (held during an
+    /// optimistic pass).
+    pub output: held::Output,
 }
 
 impl HostState {
     /// State for one instance of `plugin`. WASI gets no preopens, no
     /// environment, no arguments, no network; stdout and stderr go to the
-    /// host log.
-    pub fn new(plugin: Arc<str>, store: StoreCtx, memory_bytes: usize) -> Self {
-        let stderr = stdio::LogStream::new(Arc::clone(&plugin), "stderr");
+    /// host log through `output`.
+    pub fn new(
+        plugin: Arc<str>,
+        store: StoreCtx,
+        memory_bytes: usize,
+        output: held::Output,
+    ) -> Self {
+        let stderr = stdio::LogStream::new(output.clone(), "stderr");
         let wasi = wasmtime_wasi::WasiCtxBuilder::new()
-            .stdout(stdio::LogStream::new(Arc::clone(&plugin), "stdout"))
+            .stdout(stdio::LogStream::new(output.clone(), "stdout"))
             .stderr(stderr.clone())
             .allow_blocking_current_thread(true)
             .build();
@@ -54,6 +63,7 @@ impl HostState {
             plugin,
             current_event: None,
             stderr,
+            output,
         }
     }
 }

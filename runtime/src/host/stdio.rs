@@ -10,6 +10,8 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi_io::poll::Pollable;
 use wasmtime_wasi_io::streams::{OutputStream, StreamResult};
 
+use super::held::{Line, Output};
+
 /// Longest line kept before it is logged anyway.
 const MAX_LINE: usize = 8 * 1024;
 
@@ -17,7 +19,7 @@ const MAX_LINE: usize = 8 * 1024;
 /// (stdout) or warn (stderr) level.
 #[derive(Clone)]
 pub struct LogStream {
-    plugin: Arc<str>,
+    output: Output,
     stream: &'static str,
     pending: Arc<Mutex<Vec<u8>>>,
     recent: Arc<Mutex<std::collections::VecDeque<String>>>,
@@ -27,10 +29,10 @@ pub struct LogStream {
 const RECENT: usize = 4;
 
 impl LogStream {
-    /// A stream named `stream` (`stdout` or `stderr`) of `plugin`.
-    pub fn new(plugin: Arc<str>, stream: &'static str) -> Self {
+    /// A stream named `stream` (`stdout` or `stderr`) written to `output`.
+    pub fn new(output: Output, stream: &'static str) -> Self {
         Self {
-            plugin,
+            output,
             stream,
             pending: Arc::default(),
             recent: Arc::default(),
@@ -47,12 +49,10 @@ impl LogStream {
             }
             recent.push_back(text.to_owned());
         }
-        let plugin = &*self.plugin;
-        if self.stream == "stderr" {
-            tracing::warn!(target: "ferry::plugin", plugin, stream = self.stream, "{text}");
-        } else {
-            tracing::info!(target: "ferry::plugin", plugin, stream = self.stream, "{text}");
-        }
+        self.output.write(Line::Stream {
+            stream: self.stream,
+            text: text.to_owned(),
+        });
     }
 
     /// Appends `bytes`, logging every complete line.
@@ -151,7 +151,7 @@ mod tests {
 
     #[test]
     fn complete_lines_are_emitted_and_partial_ones_kept() {
-        let s = LogStream::new("p".into(), "stdout");
+        let s = LogStream::new(Output::new("p".into()), "stdout");
         s.push(b"hello\nwor");
         assert_eq!(&*s.pending.lock(), b"wor");
         s.push(b"ld\n");

@@ -227,7 +227,12 @@ mod tests {
         let tables: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
         let grant = Arc::new(Grant::new("p", &tables));
         let ctx = StoreCtx::new(Some(db.shared()), db.scope(), grant);
-        let st = HostState::new("p".into(), ctx, 1 << 20);
+        let st = HostState::new(
+            "p".into(),
+            ctx,
+            1 << 20,
+            crate::host::held::Output::new("p".into()),
+        );
         (dir, db, st)
     }
 

@@ -1,6 +1,7 @@
-//! The inside of a batch transaction: each event in a savepoint, routed to
-//! its plugin (or to the unknown-type policy, or recorded as rejected by
-//! its source), with the plugin's outcome decided per event.
+//! The inside of a batch transaction: each event routed to its plugin (or
+//! to the unknown-type policy, or recorded as rejected by its source), with
+//! the plugin's outcome decided per event — in a savepoint per event on the
+//! careful pass, without one on the optimistic pass (see [`super`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,14 +32,24 @@ pub(crate) fn advance(
     }
 }
 
+/// How a pass over a batch's events ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pass {
+    /// Every event has its outcome.
+    Complete,
+    /// The optimistic pass met an event a plugin failed: roll back, and run
+    /// the batch again with a savepoint per event.
+    Rerun,
+}
+
 impl Pipeline {
     pub(super) fn apply_events(
         &mut self,
         events: &[Event],
         report: &mut BatchReport,
         touched: &mut Touched,
-    ) -> anyhow::Result<()> {
-        for ev in events {
+    ) -> anyhow::Result<Pass> {
+        for (index, ev) in events.iter().enumerate() {
             let key: PartitionKey = (Arc::clone(&ev.source), ev.partition);
             if !report.blocked.is_empty() && report.blocked.contains_key(&key) {
                 continue;
@@ -64,31 +75,78 @@ impl Pipeline {
             }
             let route = ev.event_type.as_deref().and_then(|t| self.router.route(t));
             match route {
-                Some(i) => self.handle_routed(i, ev, key, &ty, report, touched)?,
+                Some(i) => {
+                    if self.handle_routed(index, i, ev, key, &ty, report, touched)? == Pass::Rerun {
+                        return Ok(Pass::Rerun);
+                    }
+                }
                 None => self.unroutable(ev, &key, &ty, report, touched)?,
             }
         }
-        Ok(())
+        Ok(Pass::Complete)
     }
 
-    /// Runs plugin `i` on `ev` in a savepoint and decides the outcome. A
-    /// version on probation that fails the event hands it to the previous
-    /// version (in a fresh savepoint); if that one applies it, its result
-    /// stands and the failure counts against the new version.
+    /// Runs plugin `i` on `ev` (in a savepoint on the careful pass) and
+    /// decides the outcome. A version on probation that fails the event
+    /// hands it to the previous version (in a fresh savepoint); if that one
+    /// applies it, its result stands and the failure counts against the new
+    /// version. On the optimistic pass a failure ends the pass instead.
+    #[allow(clippy::too_many_arguments)]
     fn handle_routed(
         &mut self,
+        index: usize,
         i: usize,
         ev: &Event,
         key: PartitionKey,
         ty: &Arc<str>,
         report: &mut BatchReport,
         touched: &mut Touched,
-    ) -> anyhow::Result<()> {
-        self.db.savepoint()?;
+    ) -> anyhow::Result<Pass> {
+        let optimistic = self.optimistic && self.slots[i].probation.is_none();
+        if !optimistic {
+            self.db.savepoint()?;
+        }
+        let carried = match self.carried.take() {
+            Some(c) if c.index == index => Some(c),
+            other => {
+                self.carried = other;
+                None
+            }
+        };
         let slot = &mut self.slots[i];
-        let started = Instant::now();
-        let mut result = slot.active.handle(ev, ty);
-        slot.latency.observe_duration(started.elapsed());
+        let mut result = match carried {
+            // The optimistic pass's call on this same state already failed:
+            // that was this attempt.
+            Some(c) => {
+                slot.latency.observe_duration(c.took);
+                Err(c.failure)
+            }
+            None => {
+                let started = Instant::now();
+                let r = slot.active.handle(ev, ty);
+                let took = started.elapsed();
+                // A call of the optimistic pass is observed only if the pass
+                // commits, or with its failure as the carried attempt.
+                match (optimistic, &r) {
+                    (true, Err(failure)) => {
+                        self.carried = Some(super::Carried {
+                            index,
+                            failure: failure.clone(),
+                            took,
+                        });
+                        return Ok(Pass::Rerun);
+                    }
+                    (true, Ok(_)) => self.pending_latency.push((i, took)),
+                    (false, _) => slot.latency.observe_duration(took),
+                }
+                r
+            }
+        };
+        if result.is_err() {
+            // An earlier event failed where the optimistic pass saw it
+            // succeed: the carried failure was seen on another state.
+            self.carried = None;
+        }
         let mut stamp = Arc::clone(&slot.stamp);
         if let (Some(probation), Some((previous, previous_stamp))) =
             (slot.probation.as_mut(), slot.previous.as_mut())
@@ -114,7 +172,9 @@ impl Pipeline {
         let plugin = Arc::clone(&self.slots[i].name);
         match result {
             Ok(handled) => {
-                self.db.release()?;
+                if !optimistic {
+                    self.db.release()?;
+                }
                 if !self.attempts.is_empty() {
                     self.attempts.remove(&key);
                 }
@@ -138,7 +198,7 @@ impl Pipeline {
                 self.failed(i, ev, key, ty, failure, report, touched)?;
             }
         }
-        Ok(())
+        Ok(Pass::Complete)
     }
 
     /// An event its source already rejected (malformed entry, gap): a dead

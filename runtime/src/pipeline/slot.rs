@@ -95,6 +95,16 @@ impl Handler {
         }
     }
 
+    /// Its output while the pipeline runs a pass it may abandon: `Some`
+    /// for a component (whose log lines are then held), `None` for native
+    /// code (which logs through the host's own `tracing`).
+    pub(crate) fn output(&self) -> Option<&crate::host::held::Output> {
+        match self {
+            Handler::Wasm(i) => Some(i.output()),
+            Handler::Native(_) => None,
+        }
+    }
+
     pub(crate) fn wasm(&self) -> Option<&Arc<LoadedPlugin>> {
         match self {
             Handler::Wasm(i) => Some(i.plugin()),

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -90,9 +91,21 @@ type Counts = [u64; Outcome::ALL.len()];
 pub struct Stats {
     counters: Mutex<HashMap<String, HashMap<String, Counts>>>,
     latency: Mutex<BTreeMap<String, Arc<Histogram>>>,
+    reruns: AtomicU64,
 }
 
 impl Stats {
+    /// Counts a batch applied a second time, with a savepoint per event,
+    /// because a plugin failed one of its events.
+    pub fn add_rerun(&self) {
+        self.reruns.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Batches applied a second time (see [`Self::add_rerun`]).
+    pub fn reruns(&self) -> u64 {
+        self.reruns.load(Ordering::Relaxed)
+    }
+
     /// Adds `n` to a counter.
     pub fn add(&self, plugin: &str, event_type: &str, outcome: Outcome, n: u64) {
         let mut c = self.counters.lock();

@@ -10,6 +10,7 @@ use super::bindings::{HandleError, Handled, Header, Projection, WitEvent};
 use super::failure::{Failure, FailureKind};
 use super::{LoadedPlugin, engine, new_store};
 use crate::event::{Event, Position};
+use crate::host::held::Output;
 use crate::host::{CallReport, HostState};
 use crate::store::{AuthScope, SharedConn};
 
@@ -21,6 +22,8 @@ pub struct PluginInstance {
     store: Store<HostState>,
     bindings: Option<Projection>,
     instantiations: u64,
+    /// Where its output goes; kept across re-instantiations.
+    output: Output,
     /// The WIT event handed to `handle`, refilled for every event so its
     /// buffers are reused instead of allocated per event.
     scratch: WitEvent,
@@ -38,7 +41,8 @@ impl PluginInstance {
     /// An instance of `plugin` whose store import writes through `conn`.
     /// Instantiation happens on first use.
     pub fn new(plugin: Arc<LoadedPlugin>, conn: SharedConn, scope: AuthScope) -> Self {
-        let store = Self::fresh_store(&plugin, &conn, &scope);
+        let output = Output::new(Arc::clone(&plugin.name));
+        let store = Self::fresh_store(&plugin, &conn, &scope, &output);
         Self {
             plugin,
             conn,
@@ -46,6 +50,7 @@ impl PluginInstance {
             store,
             bindings: None,
             instantiations: 0,
+            output,
             scratch: WitEvent {
                 source: String::new(),
                 partition: 0,
@@ -63,6 +68,7 @@ impl PluginInstance {
         plugin: &LoadedPlugin,
         conn: &SharedConn,
         scope: &AuthScope,
+        output: &Output,
     ) -> Store<HostState> {
         new_store(
             &plugin.engine,
@@ -71,7 +77,13 @@ impl PluginInstance {
             scope.clone(),
             &plugin.grant,
             plugin.limits,
+            output.clone(),
         )
+    }
+
+    /// Its log and stdout/stderr lines (see [`Output::hold`]).
+    pub fn output(&self) -> &Output {
+        &self.output
     }
 
     /// The plugin this instance runs.
@@ -90,7 +102,7 @@ impl PluginInstance {
         }
         // A trapped instance may hold corrupt state: start from a new store.
         if self.instantiations > 0 {
-            self.store = Self::fresh_store(&self.plugin, &self.conn, &self.scope);
+            self.store = Self::fresh_store(&self.plugin, &self.conn, &self.scope, &self.output);
         }
         self.store
             .set_epoch_deadline(engine::deadline_ticks(self.plugin.limits.timeout));
@@ -160,8 +172,8 @@ impl PluginInstance {
         Failure::new(FailureKind::Trap, message)
     }
 
-    /// Runs `handle` for one event. The caller has opened the event's
-    /// savepoint; on `Err` it must roll it back.
+    /// Runs `handle` for one event. On `Err` the caller must discard the
+    /// event's writes (its savepoint, or the whole optimistic pass).
     pub fn handle(&mut self, event: &Event, event_type: &str) -> Result<Handled, Failure> {
         self.ensure_instantiated()?;
         fill_wit(&mut self.scratch, event, event_type);

@@ -213,6 +213,7 @@ impl PluginHost {
             AuthScope::default(),
             &grant,
             limits,
+            crate::host::held::Output::new(Arc::clone(&name)),
         );
         let metadata = pre
             .instantiate(&mut store)
@@ -255,9 +256,10 @@ fn new_store(
     scope: AuthScope,
     grant: &Arc<Grant>,
     limits: Limits,
+    output: crate::host::held::Output,
 ) -> Store<HostState> {
     let ctx = StoreCtx::new(conn, scope, Arc::clone(grant));
-    let state = HostState::new(Arc::clone(name), ctx, limits.memory_bytes);
+    let state = HostState::new(Arc::clone(name), ctx, limits.memory_bytes, output);
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
     store.epoch_deadline_trap();

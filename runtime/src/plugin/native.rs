@@ -3,7 +3,7 @@
 //! and for the benchmark that measures what the sandbox costs.
 //!
 //! A native projection goes through the same pipeline as a component: the
-//! same routing, savepoint per event, checkpoint in the batch transaction,
+//! same routing, per-event rollback, checkpoint in the batch transaction,
 //! retries and dead letters, and the same authorizer confining it to its
 //! granted tables. It is not sandboxed otherwise (no deadline, no memory
 //! cap): it is the host's own code. A panic fails the event like a trap.
@@ -26,7 +26,9 @@ pub trait NativeProjection: Send + 'static {
     fn schema(&self) -> u32;
     /// Creates or alters its tables (inside the activation transaction).
     fn migrate(&mut self, conn: &Connection, from: Option<u32>) -> Result<(), String>;
-    /// Applies one event inside its savepoint; an `Err` rolls it back.
+    /// Applies one event; an `Err` rolls back its writes (and only those).
+    /// Like a component's `handle`, it may be called again for an event
+    /// whose first call's writes were rolled back with its batch.
     fn handle(
         &mut self,
         conn: &Connection,

@@ -191,6 +191,7 @@ impl QueryInstance {
             scope,
             &grant,
             plugin.limits,
+            crate::host::held::Output::new(Arc::clone(&plugin.name)),
         );
         let instance = plugin
             .pre

@@ -13,7 +13,9 @@
 //! - `FailTimes`: fails with a retryable error the first `"times"` times it
 //!   sees an offset (counted in instance memory), then appends;
 //! - `Slow`: spins for `"ms"` milliseconds (host clock), then appends;
-//! - `Skip`: skipped with a reason.
+//! - `Skip`: skipped with a reason;
+//! - `Say`: logs `said <offset>` through the `log` interface and prints
+//!   `printed <offset>` to stdout, then appends.
 
 #![allow(clippy::panic)]
 
@@ -134,6 +136,11 @@ impl Projection for Chaos {
                 append(store, event)
             }
             "Skip" => Ok(Handled::Skipped("chaos skips this".into())),
+            "Say" => {
+                ferry_sdk::log::info(&format!("said {}", event.offset));
+                println!("printed {}", event.offset);
+                append(store, event)
+            }
             other => Err(HandleError::Permanent(format!(
                 "chaos does not know `{other}`"
             ))),

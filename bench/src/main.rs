@@ -190,8 +190,11 @@ fn run_soak(
     n: u64,
 ) -> anyhow::Result<()> {
     let config = ferry_runs::soak_config(setup, &dir.join("soak.db"));
-    eprintln!("soak: ferry run consumes {n} events, produced in rounds (at most 100,000 ahead)…");
-    let r = soak::run(setup, ferry, dir, n, args.keys, &config)?;
+    eprintln!(
+        "soak: ferry run consumes {n} events, produced in rounds (at most {} ahead in each partition)…",
+        soak::AHEAD
+    );
+    let r = soak::run(setup, ferry, dir, n, args.keys, PARTITIONS, &config)?;
     report::print_soak(args, &report::machine(), n, &r);
     Ok(())
 }

@@ -208,13 +208,15 @@ pub fn print_soak(args: &Args, machine: &str, n: u64, r: &SoakReport) {
     println!("## ferry-bench soak, {machine}");
     println!();
     println!(
-        "`scripts/bench --soak {n} --keys {} --batch {} --linger {}`: `ferry run` consumed {} events in {:.0} s ({:.0} events/s), produced in rounds at most 100,000 ahead.",
+        "`scripts/bench --soak {n} --keys {} --batch {} --linger {}`: `ferry run` consumed {} events in {:.0} s ({:.0} events/s), produced in rounds at most {} ahead in each partition; dead letters recorded: {} (offsets lost to the mock broker's retention would show here as `gap` dead letters).",
         args.keys,
         args.batch,
         args.linger,
         r.events,
         r.seconds,
-        r.events as f64 / r.seconds.max(1e-9)
+        r.events as f64 / r.seconds.max(1e-9),
+        crate::soak::AHEAD,
+        r.dead_letters
     );
     println!();
     println!(

@@ -80,6 +80,20 @@ pub fn high_watermarks(bootstrap: &str, topic: &str, partitions: i32) -> Vec<i64
         .collect()
 }
 
+/// Commits `(partition, next offset)` pairs of `topic` for `group`, as
+/// a tool outside the group would. Only before the group has had members:
+/// librdkafka's mock broker refuses commits from non-members after that.
+pub fn commit(bootstrap: &str, group: &str, topic: &str, offsets: &[(i32, i64)]) {
+    let c = consumer(bootstrap, group);
+    let mut tpl = TopicPartitionList::new();
+    for (p, o) in offsets {
+        tpl.add_partition_offset(topic, *p, Offset::Offset(*o))
+            .expect("offset");
+    }
+    c.commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+        .expect("commit");
+}
+
 /// The group's committed offset of each partition (`None` if none).
 pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<Option<i64>> {
     let c = consumer(bootstrap, group);

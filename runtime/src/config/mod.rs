@@ -16,7 +16,7 @@ pub use api::ApiConfig;
 pub use plugins::{AutoRollback, FailurePolicy, PluginConfig};
 pub use sources::{
     EventTypeFrom, FORBIDDEN_LIBRDKAFKA, GapPolicy, HttpFeedSourceConfig, KafkaMode,
-    KafkaSourceConfig, SourceConfig, StartFrom,
+    KafkaSourceConfig, OutOfRange, SourceConfig, StartFrom,
 };
 
 /// The whole configuration file.

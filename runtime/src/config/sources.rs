@@ -90,9 +90,24 @@ pub enum StartFrom {
     Earliest,
     /// The end: only events produced from now on.
     Latest,
-    /// The group's committed offset (falling back to librdkafka's
-    /// `auto.offset.reset`, default `earliest`, when there is none).
+    /// The group's committed offset; when there is none, or it is no
+    /// longer on the broker: the earliest offset (or the end, when the
+    /// `librdkafka` table sets `auto.offset.reset` to `latest`).
     Committed,
+}
+
+/// What happens when a partition's next offset is no longer on the broker.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutOfRange {
+    /// Record the missing offsets as one dead letter (class `gap`) in the
+    /// transaction that moves the checkpoint past them, then go on from
+    /// the earliest offset the broker still has.
+    #[default]
+    DeadLetter,
+    /// Stop the partition at its checkpoint until ferry is restarted with
+    /// another setting (or the projection is rebuilt).
+    Stop,
 }
 
 /// librdkafka properties ferry owns and refuses in the pass-through table.
@@ -139,6 +154,16 @@ pub struct KafkaSourceConfig {
     /// (default), `latest` or `committed`.
     #[serde(default)]
     pub start_without_checkpoint: StartFrom,
+    /// What happens when the offsets after a partition's checkpoint are no
+    /// longer on the broker (deleted by retention before ferry applied
+    /// them): `dead-letter` (default) records the missing range as a dead
+    /// letter of class `gap` and goes on from the earliest retained
+    /// offset; `stop` stops the partition there. A checkpoint past the
+    /// partition's end (the topic was re-created or truncated) always
+    /// stops it. librdkafka's `auto.offset.reset` never moves a partition
+    /// that has a checkpoint.
+    #[serde(default)]
+    pub on_out_of_range: OutOfRange,
     /// Topic that dead letters of this source are also published to
     /// (through a transactional outbox: at least once, after the SQLite
     /// commit that recorded them). Unset: dead letters stay in SQLite only.

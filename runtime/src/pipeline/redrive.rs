@@ -62,7 +62,7 @@ impl Pipeline {
             let why = if dl.error_class == FailureKind::MalformedEnvelope.as_str() {
                 "a malformed envelope is not an event and cannot be retried; purge it".to_owned()
             } else if dl.error_class == FailureKind::Gap.as_str() {
-                "a gap in a feed's sequence numbers is not an event and cannot be retried; purge it"
+                "a gap (sequence numbers missing from a feed, or Kafka offsets the broker no longer has) is not an event and cannot be retried; purge it"
                     .to_owned()
             } else {
                 format!("no plugin handles event type `{ty}`")

@@ -64,9 +64,12 @@ impl KafkaSource {
 
     fn assign_all(&mut self, all: &[TopicPartition]) -> anyhow::Result<()> {
         let conn = crate::store::open_read_only(&self.consumer.context().db_path)?;
+        let offsets = self
+            .consumer
+            .context()
+            .start_offsets(&self.consumer, &conn, all);
         let mut tpl = TopicPartitionList::new();
-        for (topic, p) in all {
-            let offset = self.consumer.context().start_offset(&conn, topic, *p);
+        for ((topic, p), offset) in all.iter().zip(offsets) {
             tpl.add_partition_offset(topic, *p, offset)?;
         }
         self.consumer.assign(&tpl)?;

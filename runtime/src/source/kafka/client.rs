@@ -2,8 +2,9 @@
 //! sensible bounded-memory defaults, then the user's pass-through table.
 
 use rdkafka::ClientConfig;
+use rdkafka::topic_partition_list::Offset;
 
-use crate::config::{KafkaSourceConfig, StartFrom};
+use crate::config::KafkaSourceConfig;
 
 /// The client configuration for `source`, connecting to `bootstrap`.
 pub fn client_config(
@@ -38,13 +39,6 @@ pub fn client_config(
         // this long, so 100 put ~55 ms (p50) into every event's latency
         // there, 10 puts ~8 ms (`scripts/bench`, scenario 5).
         .set("fetch.wait.max.ms", "10")
-        .set(
-            "auto.offset.reset",
-            match source.start_without_checkpoint {
-                StartFrom::Latest => "latest",
-                StartFrom::Earliest | StartFrom::Committed => "earliest",
-            },
-        )
         .set("statistics.interval.ms", stats_interval_ms.to_string());
     for (k, v) in &source.librdkafka {
         c.set(k, v);
@@ -54,7 +48,12 @@ pub fn client_config(
     c.set("bootstrap.servers", bootstrap)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // An offset out of range is reported to ferry instead of moving
+        // the partition: a partition with a checkpoint must never jump
+        // (see `out_of_range`); one without starts where
+        // `start_without_checkpoint` says (`start_offset`).
+        .set("auto.offset.reset", "error");
     // librdkafka needs a group id even to assign partitions by hand; in
     // replica mode without one, a private id is used and never committed.
     let group = source.group_id.clone().unwrap_or_else(|| {
@@ -69,6 +68,22 @@ pub fn client_config(
     c
 }
 
+/// Where a partition without a checkpoint or committed group offset
+/// starts under `start_without_checkpoint = "committed"`: the earliest
+/// offset, or the end when the `librdkafka` passthrough sets
+/// `auto.offset.reset` to `latest` (ferry itself runs librdkafka with
+/// `error`, see [`client_config`]).
+pub fn fallback_start(source: &KafkaSourceConfig) -> Offset {
+    match source
+        .librdkafka
+        .get("auto.offset.reset")
+        .map(String::as_str)
+    {
+        Some("latest" | "largest" | "end") => Offset::End,
+        _ => Offset::Beginning,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,7 +95,7 @@ mod tests {
 brokers = "b:9092"
 topics = ["t"]
 group_id = "g"
-librdkafka = { "security.protocol" = "ssl", "queued.max.messages.kbytes" = "1024" }"#,
+librdkafka = { "security.protocol" = "ssl", "queued.max.messages.kbytes" = "1024", "auto.offset.reset" = "latest" }"#,
         )
         .unwrap();
         src.librdkafka
@@ -91,6 +106,6 @@ librdkafka = { "security.protocol" = "ssl", "queued.max.messages.kbytes" = "1024
         assert_eq!(c.get("security.protocol"), Some("ssl"));
         assert_eq!(c.get("queued.max.messages.kbytes"), Some("1024"));
         assert_eq!(c.get("group.id"), Some("g"));
-        assert_eq!(c.get("auto.offset.reset"), Some("earliest"));
+        assert_eq!(c.get("auto.offset.reset"), Some("error"));
     }
 }

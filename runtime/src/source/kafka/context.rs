@@ -21,6 +21,9 @@ use rdkafka::types::RDKafkaRespErr;
 use crate::config::StartFrom;
 use crate::store::checkpoint;
 
+/// How long reading the group's committed offsets may take.
+const COMMITTED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// `(topic, partition)`.
 pub type TopicPartition = (String, i32);
 
@@ -56,6 +59,10 @@ pub struct FerryContext {
     pub db_path: PathBuf,
     /// Where partitions without a checkpoint start.
     pub start: StartFrom,
+    /// Where a partition without a checkpoint starts when `start` is
+    /// `committed` and the group has no offset for it (`Beginning`, or
+    /// `End` when the `auto.offset.reset` passthrough says `latest`).
+    pub fallback: Offset,
     /// Whether a group id is set (commits are possible).
     pub commits: bool,
     /// Shared with the source.
@@ -77,7 +84,8 @@ impl ClientContext for FerryContext {
 
 impl FerryContext {
     /// The offset to start `(topic, partition)` from: checkpoint + 1, or
-    /// the `start_without_checkpoint` choice.
+    /// the `start_without_checkpoint` choice (`Stored` for `committed`; see
+    /// [`Self::start_offsets`], which resolves it).
     pub fn start_offset(&self, conn: &rusqlite::Connection, topic: &str, partition: i32) -> Offset {
         let key = format!("{}/{topic}", self.source);
         match checkpoint::load(conn, &key, partition) {
@@ -95,7 +103,60 @@ impl FerryContext {
         }
     }
 
-    fn position_at_checkpoints(&self, tpl: &mut TopicPartitionList) {
+    /// The start offsets of `parts`, with the group's committed offsets
+    /// resolved here (one query for all of them) rather than by librdkafka:
+    /// ferry runs it with `auto.offset.reset = error`, so a partition
+    /// without a committed offset starts at [`Self::fallback`] instead of
+    /// reporting an error. If the query fails, `Stored` is left for the
+    /// out-of-range handling to resolve.
+    pub fn start_offsets(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        conn: &rusqlite::Connection,
+        parts: &[TopicPartition],
+    ) -> Vec<Offset> {
+        let mut offsets: Vec<Offset> = parts
+            .iter()
+            .map(|(t, p)| self.start_offset(conn, t, *p))
+            .collect();
+        let mut stored = TopicPartitionList::new();
+        for ((t, p), o) in parts.iter().zip(&offsets) {
+            if *o == Offset::Stored {
+                stored.add_partition(t, *p);
+            }
+        }
+        if stored.count() == 0 {
+            return offsets;
+        }
+        let committed = if self.commits {
+            match consumer.committed_offsets(stored, COMMITTED_TIMEOUT) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(source = %self.source, error = %e,
+                        "Reading the group's committed offsets failed; librdkafka reports partitions without one, and they start from the fallback then.");
+                    return offsets;
+                }
+            }
+        } else {
+            None
+        };
+        for ((t, p), o) in parts.iter().zip(offsets.iter_mut()) {
+            if *o != Offset::Stored {
+                continue;
+            }
+            *o = match committed
+                .as_ref()
+                .and_then(|c| c.find_partition(t, *p))
+                .map(|e| e.offset())
+            {
+                Some(Offset::Offset(c)) if c >= 0 => Offset::Offset(c),
+                _ => self.fallback,
+            };
+        }
+        offsets
+    }
+
+    fn position_at_checkpoints(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
         let conn = match crate::store::open_read_only(&self.db_path) {
             Ok(c) => c,
             Err(e) => {
@@ -103,13 +164,13 @@ impl FerryContext {
                 return;
             }
         };
-        let parts: Vec<(String, i32)> = tpl
+        let parts: Vec<TopicPartition> = tpl
             .elements()
             .iter()
             .map(|e| (e.topic().to_owned(), e.partition()))
             .collect();
-        for (topic, p) in parts {
-            let offset = self.start_offset(&conn, &topic, p);
+        let offsets = self.start_offsets(consumer, &conn, &parts);
+        for ((topic, p), offset) in parts.into_iter().zip(offsets) {
             if let Err(e) = tpl.set_partition_offset(&topic, p, offset) {
                 tracing::error!(topic, partition = p, error = %e, "Cannot set a start offset.");
             }
@@ -155,7 +216,7 @@ impl ConsumerContext for FerryContext {
         );
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.position_at_checkpoints(tpl);
+                self.position_at_checkpoints(consumer, tpl);
                 {
                     let mut own = self.shared.ownership.lock();
                     own.generation += 1;

@@ -123,6 +123,7 @@ impl KafkaSource {
                 },
                 None => Hold::Stopped {
                     offset: blocked.offset,
+                    reason: blocked.failure.to_string(),
                 },
             };
             self.pause(tp, hold);

@@ -17,6 +17,7 @@ mod assign;
 pub mod client;
 pub mod context;
 mod holds;
+mod out_of_range;
 pub mod outbox;
 mod poll;
 mod status;
@@ -41,6 +42,11 @@ use context::{FerryContext, Shared, TopicPartition};
 /// did not exist yet: sooner).
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
 const MISSING_TOPIC_RETRY: Duration = Duration::from_secs(2);
+/// How long closing waits for librdkafka to finish giving partitions up.
+const LEAVE_LIMIT: Duration = Duration::from_secs(5);
+/// How long closing keeps serving librdkafka after the assignment is
+/// empty (removed partitions' fetchers and commits finish asynchronously).
+const LEAVE_GRACE: Duration = Duration::from_millis(100);
 
 /// Why a partition is not being consumed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,8 +57,8 @@ pub(crate) enum Hold {
         until: Instant,
         why: Arc<Why>,
     },
-    /// Stopped at `offset` until restart.
-    Stopped { offset: i64 },
+    /// Stopped at `offset` until restart, and why.
+    Stopped { offset: i64, reason: String },
     /// Another consumer claimed the partition in SQLite while this one
     /// still held the assignment `generation`; released when the partition
     /// is assigned again.
@@ -114,6 +120,7 @@ impl KafkaSource {
             source: config.name.clone(),
             db_path: db_path.to_owned(),
             start: config.start_without_checkpoint,
+            fallback: client::fallback_start(config),
             commits: config.group_id.is_some(),
             shared: Arc::clone(&shared),
         };
@@ -188,10 +195,45 @@ impl KafkaSource {
                         "The final advisory offset commit failed; SQLite holds the progress.");
             }
         }
-        if self.config.mode == KafkaMode::Group {
-            self.consumer.unsubscribe();
-        }
         tracing::info!(source = %self.config.name, "Closed the Kafka consumer.");
+    }
+
+    /// Gives the assignment up and serves librdkafka until it is gone (the
+    /// revocation callback commits and unassigns), so the consumer is
+    /// never destroyed with an assignment change in flight (librdkafka
+    /// aborts the process then: `rd_kafka_cgrp_terminated` asserts that no
+    /// assignment is in progress). Messages polled meanwhile are dropped:
+    /// nothing is applied any more.
+    fn leave(&mut self) {
+        match self.config.mode {
+            KafkaMode::Group => self.consumer.unsubscribe(),
+            KafkaMode::Replica => {
+                if let Err(e) = self.consumer.unassign() {
+                    tracing::debug!(source = %self.config.name, error = %e,
+                        "Unassigning the partitions on close failed.");
+                }
+            }
+        }
+        let deadline = Instant::now() + LEAVE_LIMIT;
+        let mut empty_since: Option<Instant> = None;
+        while Instant::now() < deadline {
+            drop(self.consumer.poll(Duration::from_millis(20)));
+            let empty = self.consumer.assignment().is_ok_and(|a| a.count() == 0);
+            match (empty, empty_since) {
+                (false, _) => empty_since = None,
+                (true, None) => empty_since = Some(Instant::now()),
+                (true, Some(t)) if t.elapsed() >= LEAVE_GRACE => return,
+                (true, Some(_)) => {}
+            }
+        }
+        tracing::warn!(source = %self.config.name,
+            "The Kafka consumer did not give its partitions up within the close limit; closing anyway.");
+    }
+}
+
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        self.leave();
     }
 }
 

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 
 use super::context::TopicPartition;
@@ -18,9 +19,9 @@ use crate::pipeline::{Fence, Fences};
 /// classify).
 #[derive(Debug, Clone)]
 pub(super) struct Known {
-    tp: TopicPartition,
-    key: Arc<str>,
-    generation: u64,
+    pub(super) tp: TopicPartition,
+    pub(super) key: Arc<str>,
+    pub(super) generation: u64,
     held: bool,
 }
 
@@ -58,6 +59,7 @@ impl KafkaSource {
         // for each of the thousands of events of a busy batch.
         let mut since_clock = 0u32;
         let mut timeout = idle;
+        let mut out_of_range = false;
         while out.len() < max {
             match self.consumer.poll(timeout) {
                 None => {
@@ -66,6 +68,10 @@ impl KafkaSource {
                     }
                     // It waited: look at the clock now.
                     since_clock = u32::MAX - 1;
+                }
+                Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
+                    out_of_range = true;
+                    break;
                 }
                 Some(Err(e)) => {
                     tracing::warn!(source = %self.config.name, error = %e,
@@ -96,6 +102,9 @@ impl KafkaSource {
                 }
                 timeout = d - now;
             }
+        }
+        if out_of_range {
+            self.recover_out_of_range(out);
         }
     }
 

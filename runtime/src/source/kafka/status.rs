@@ -31,9 +31,11 @@ impl KafkaSource {
                     Some(Hold::Retry { why, .. }) => {
                         (PartitionState::Retrying, Some(why.error.clone()))
                     }
-                    Some(Hold::Stopped { offset }) => (
+                    Some(Hold::Stopped { offset, reason }) => (
                         PartitionState::Stopped,
-                        Some(format!("stopped at offset {offset} until restart")),
+                        Some(format!(
+                            "stopped at offset {offset} until restart: {reason}"
+                        )),
                     ),
                     Some(Hold::Fenced { .. }) => (
                         PartitionState::Fenced,

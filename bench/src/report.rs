@@ -87,56 +87,9 @@ pub fn print(
         args.runs
     );
     println!();
-    println!(
-        "| scenario | events | events/s | applying, µs per event | CPU s per M events | peak RSS | start → first applied |"
-    );
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
-    for r in rows.iter().filter(|r| !r.samples.is_empty()) {
-        let events = r.samples.first().map_or(0, |s| s.events);
-        let rss = r
-            .opt(|s| s.peak_rss_kib.map(|k| k as f64 / 1024.0))
-            .map_or("—".to_owned(), |m| format!("{m:.0} MiB"));
-        let first = r
-            .opt(|s| s.first_event.map(|d| d.as_secs_f64() * 1e3))
-            .map_or("—".to_owned(), |m| format!("{m:.0} ms"));
-        let applying = r
-            .opt(|s| {
-                s.applying
-                    .map(|a| a.as_secs_f64() * 1e6 / s.events.max(1) as f64)
-            })
-            .map_or("—".to_owned(), |m| format!("{m:.1}"));
-        println!(
-            "| {} | {events} | {:.0} | {applying} | {:.1} | {rss} | {first} |",
-            r.name,
-            r.rate().unwrap_or(0.0),
-            r.opt(|s| Some(s.cpu_per_million())).unwrap_or(0.0)
-        );
+    if rows.iter().any(|r| !r.samples.is_empty()) {
+        print_throughput(rows);
     }
-    println!();
-    let rate = |i: usize| rows.get(i).and_then(Row::rate);
-    println!(
-        "- Wasm / native, in process: **{}**",
-        ratio(rate(3), rate(2))
-    );
-    println!(
-        "- ferry (Wasm, in process) / naive: **{}×**",
-        ratio(rate(3), rate(1))
-    );
-    println!(
-        "- ferry run end to end / naive: **{}×**",
-        ratio(rate(4), rate(1))
-    );
-    println!(
-        "- ferry (Wasm, in process) / raw consume: **{}**",
-        ratio(rate(3), rate(0))
-    );
-    println!(
-        "- ferry (Wasm, in process) / raw consume with the same work per event: **{}**",
-        ratio(rate(3), rate(5))
-    );
-    println!(
-        "- CPU of in-process runs includes the mock broker's threads (same process); `ferry run`'s is the child's own."
-    );
     if latencies.iter().any(|l| !l.is_empty()) {
         println!();
         println!(
@@ -201,6 +154,60 @@ pub fn print(
             ratio(Some(at), Some(all))
         );
     }
+}
+
+/// The throughput table and its ratios.
+fn print_throughput(rows: &[Row]) {
+    println!(
+        "| scenario | events | events/s | applying, µs per event | CPU s per M events | peak RSS | start → first applied |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for r in rows.iter().filter(|r| !r.samples.is_empty()) {
+        let events = r.samples.first().map_or(0, |s| s.events);
+        let rss = r
+            .opt(|s| s.peak_rss_kib.map(|k| k as f64 / 1024.0))
+            .map_or("—".to_owned(), |m| format!("{m:.0} MiB"));
+        let first = r
+            .opt(|s| s.first_event.map(|d| d.as_secs_f64() * 1e3))
+            .map_or("—".to_owned(), |m| format!("{m:.0} ms"));
+        let applying = r
+            .opt(|s| {
+                s.applying
+                    .map(|a| a.as_secs_f64() * 1e6 / s.events.max(1) as f64)
+            })
+            .map_or("—".to_owned(), |m| format!("{m:.1}"));
+        println!(
+            "| {} | {events} | {:.0} | {applying} | {:.1} | {rss} | {first} |",
+            r.name,
+            r.rate().unwrap_or(0.0),
+            r.opt(|s| Some(s.cpu_per_million())).unwrap_or(0.0)
+        );
+    }
+    println!();
+    let rate = |i: usize| rows.get(i).and_then(Row::rate);
+    println!(
+        "- Wasm / native, in process: **{}**",
+        ratio(rate(3), rate(2))
+    );
+    println!(
+        "- ferry (Wasm, in process) / naive: **{}×**",
+        ratio(rate(3), rate(1))
+    );
+    println!(
+        "- ferry run end to end / naive: **{}×**",
+        ratio(rate(4), rate(1))
+    );
+    println!(
+        "- ferry (Wasm, in process) / raw consume: **{}**",
+        ratio(rate(3), rate(0))
+    );
+    println!(
+        "- ferry (Wasm, in process) / raw consume with the same work per event: **{}**",
+        ratio(rate(3), rate(5))
+    );
+    println!(
+        "- CPU of in-process runs includes the mock broker's threads (same process); `ferry run`'s is the child's own."
+    );
 }
 
 /// Prints the soak's report.

@@ -338,3 +338,23 @@ pub fn deploy_file(path: &Path, bytes: &[u8]) {
     std::fs::write(&tmp, bytes).expect("write");
     std::fs::rename(&tmp, path).expect("rename");
 }
+
+/// Runs a test's `body` on its own thread and fails the test if it has not
+/// finished within `limit`: a hang inside a library call (librdkafka's
+/// close, say) fails that test instead of stalling the whole suite.
+pub fn bounded<T: Send + 'static>(limit: Duration, body: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, finished) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let r = body();
+        let _ = done.send(());
+        r
+    });
+    match finished.recv_timeout(limit) {
+        Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => handle
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("the test did not finish within {limit:?}")
+        }
+    }
+}

@@ -15,7 +15,7 @@ use ferry::run::Driver;
 use ferry::source::PartitionState;
 use ferry::source::kafka::{KafkaSource, Polled};
 use ferry_tests::kafka::{appends, caught_up, checkpoints, committed, high_watermarks, produce};
-use ferry_tests::{Workspace, count};
+use ferry_tests::{Workspace, bounded, count};
 use rdkafka::mocking::MockCluster;
 
 const TOPIC: &str = "events";
@@ -141,67 +141,69 @@ fn rows(db: &Path) -> (i64, i64) {
 /// nothing is written twice and no checkpoint moves.
 #[test]
 fn f13_a_zombie_that_lost_its_assignment_writes_nothing() {
-    let cluster = cluster();
-    let bootstrap = cluster.bootstrap_servers();
-    let ws = Workspace::new();
-    let path = config(&ws, &bootstrap, "ferry-f13");
-    let db = ws.db();
-    produce(&bootstrap, TOPIC, appends(0, 400, 16));
-    let mut a = Member::join(&path, &db, &bootstrap);
-    let high = high_watermarks(&bootstrap, TOPIC, PARTITIONS);
-    assert!(
-        step_until(&mut [&mut a], Duration::from_secs(30), |_| caught_up(
-            &db, KEY, &high
-        )),
-        "A did not catch up: {:?}",
-        checkpoints(&db, KEY)
-    );
-    // A polls the next events, then stalls before applying them.
-    produce(&bootstrap, TOPIC, appends(400, 400, 16));
-    let mut polled = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while polled.len() < 100 && Instant::now() < deadline {
-        a.poll_raw(&mut polled);
-    }
-    assert!(!polled.is_empty(), "A polled nothing");
-    let (stale, fences) = a.fence(polled);
-    assert!(!stale.is_empty());
-    // B joins; A does not poll, so the group throws it out and B gets all.
-    let mut b = Member::join(&path, &db, &bootstrap);
-    let high = high_watermarks(&bootstrap, TOPIC, PARTITIONS);
-    assert!(
-        step_until(&mut [&mut b], Duration::from_secs(60), |m| {
-            m[0].owned() == PARTITIONS as usize && caught_up(&db, KEY, &high)
-        }),
-        "B did not take over: owns {}, checkpoints {:?}",
-        b.owned(),
-        checkpoints(&db, KEY)
-    );
-    let before = checkpoints(&db, KEY);
-    // The zombie wakes up and applies what it polled long ago.
-    let report = a.pipeline.apply_fenced(&stale, &fences).unwrap();
-    assert_eq!(report.applied, 0, "the zombie applied events: {report:?}");
-    assert_eq!(report.fenced_events, stale.len());
-    assert!(!report.fenced.is_empty());
-    assert_eq!(
-        checkpoints(&db, KEY),
-        before,
-        "the zombie moved a checkpoint"
-    );
-    let (n, distinct) = rows(&db);
-    assert_eq!((n, distinct), (800, 800), "every event exactly once");
-    // Its source stops taking those partitions instead of retrying them.
-    a.source.after_batch(&report);
-    let states: Vec<PartitionState> = a
-        .source
-        .partitions(&mut |_| None)
-        .iter()
-        .map(|l| l.state)
-        .collect();
-    assert!(
-        states.iter().all(|s| *s == PartitionState::Fenced),
-        "{states:?}"
-    );
+    bounded(Duration::from_secs(180), || {
+        let cluster = cluster();
+        let bootstrap = cluster.bootstrap_servers();
+        let ws = Workspace::new();
+        let path = config(&ws, &bootstrap, "ferry-f13");
+        let db = ws.db();
+        produce(&bootstrap, TOPIC, appends(0, 400, 16));
+        let mut a = Member::join(&path, &db, &bootstrap);
+        let high = high_watermarks(&bootstrap, TOPIC, PARTITIONS);
+        assert!(
+            step_until(&mut [&mut a], Duration::from_secs(30), |_| caught_up(
+                &db, KEY, &high
+            )),
+            "A did not catch up: {:?}",
+            checkpoints(&db, KEY)
+        );
+        // A polls the next events, then stalls before applying them.
+        produce(&bootstrap, TOPIC, appends(400, 400, 16));
+        let mut polled = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while polled.len() < 100 && Instant::now() < deadline {
+            a.poll_raw(&mut polled);
+        }
+        assert!(!polled.is_empty(), "A polled nothing");
+        let (stale, fences) = a.fence(polled);
+        assert!(!stale.is_empty());
+        // B joins; A does not poll, so the group throws it out and B gets all.
+        let mut b = Member::join(&path, &db, &bootstrap);
+        let high = high_watermarks(&bootstrap, TOPIC, PARTITIONS);
+        assert!(
+            step_until(&mut [&mut b], Duration::from_secs(60), |m| {
+                m[0].owned() == PARTITIONS as usize && caught_up(&db, KEY, &high)
+            }),
+            "B did not take over: owns {}, checkpoints {:?}",
+            b.owned(),
+            checkpoints(&db, KEY)
+        );
+        let before = checkpoints(&db, KEY);
+        // The zombie wakes up and applies what it polled long ago.
+        let report = a.pipeline.apply_fenced(&stale, &fences).unwrap();
+        assert_eq!(report.applied, 0, "the zombie applied events: {report:?}");
+        assert_eq!(report.fenced_events, stale.len());
+        assert!(!report.fenced.is_empty());
+        assert_eq!(
+            checkpoints(&db, KEY),
+            before,
+            "the zombie moved a checkpoint"
+        );
+        let (n, distinct) = rows(&db);
+        assert_eq!((n, distinct), (800, 800), "every event exactly once");
+        // Its source stops taking those partitions instead of retrying them.
+        a.source.after_batch(&report);
+        let states: Vec<PartitionState> = a
+            .source
+            .partitions(&mut |_| None)
+            .iter()
+            .map(|l| l.state)
+            .collect();
+        assert!(
+            states.iter().all(|s| *s == PartitionState::Fenced),
+            "{states:?}"
+        );
+    });
 }
 
 /// F3: after a rebalance, a member must never commit the offsets it held
@@ -210,42 +212,44 @@ fn f13_a_zombie_that_lost_its_assignment_writes_nothing() {
 /// partitions must still be B's, not A's older ones.
 #[test]
 fn f3_no_stale_offsets_are_committed_after_a_rebalance() {
-    let cluster = cluster();
-    let bootstrap = cluster.bootstrap_servers();
-    let ws = Workspace::new();
-    let path = config(&ws, &bootstrap, "ferry-f3");
-    let db = ws.db();
-    produce(&bootstrap, TOPIC, appends(0, 400, 16));
-    let mut a = Member::join(&path, &db, &bootstrap);
-    let high = high_watermarks(&bootstrap, TOPIC, PARTITIONS);
-    assert!(step_until(&mut [&mut a], Duration::from_secs(30), |_| {
-        caught_up(&db, KEY, &high)
-    }));
-    let mut b = Member::join(&path, &db, &bootstrap);
-    assert!(
-        step_until(&mut [&mut a, &mut b], Duration::from_secs(60), |m| {
-            m[0].owned() > 0 && m[1].owned() > 0
-        }),
-        "the group did not split the partitions"
-    );
-    produce(&bootstrap, TOPIC, appends(400, 400, 16));
-    let high = high_watermarks(&bootstrap, TOPIC, PARTITIONS);
-    let want: Vec<Option<i64>> = high.iter().map(|h| Some(*h)).collect();
-    assert!(
-        step_until(&mut [&mut a, &mut b], Duration::from_secs(60), |_| {
+    bounded(Duration::from_secs(180), || {
+        let cluster = cluster();
+        let bootstrap = cluster.bootstrap_servers();
+        let ws = Workspace::new();
+        let path = config(&ws, &bootstrap, "ferry-f3");
+        let db = ws.db();
+        produce(&bootstrap, TOPIC, appends(0, 400, 16));
+        let mut a = Member::join(&path, &db, &bootstrap);
+        let high = high_watermarks(&bootstrap, TOPIC, PARTITIONS);
+        assert!(step_until(&mut [&mut a], Duration::from_secs(30), |_| {
             caught_up(&db, KEY, &high)
-                && committed(&bootstrap, "ferry-f3", TOPIC, PARTITIONS) == want
-        }),
-        "not caught up and committed: {:?} vs {high:?}",
-        committed(&bootstrap, "ferry-f3", TOPIC, PARTITIONS)
-    );
-    a.source.close();
-    assert_eq!(
-        committed(&bootstrap, "ferry-f3", TOPIC, PARTITIONS),
-        want,
-        "A's shutdown committed offsets older than what the group had"
-    );
-    assert_eq!(rows(&db), (800, 800));
+        }));
+        let mut b = Member::join(&path, &db, &bootstrap);
+        assert!(
+            step_until(&mut [&mut a, &mut b], Duration::from_secs(60), |m| {
+                m[0].owned() > 0 && m[1].owned() > 0
+            }),
+            "the group did not split the partitions"
+        );
+        produce(&bootstrap, TOPIC, appends(400, 400, 16));
+        let high = high_watermarks(&bootstrap, TOPIC, PARTITIONS);
+        let want: Vec<Option<i64>> = high.iter().map(|h| Some(*h)).collect();
+        assert!(
+            step_until(&mut [&mut a, &mut b], Duration::from_secs(60), |_| {
+                caught_up(&db, KEY, &high)
+                    && committed(&bootstrap, "ferry-f3", TOPIC, PARTITIONS) == want
+            }),
+            "not caught up and committed: {:?} vs {high:?}",
+            committed(&bootstrap, "ferry-f3", TOPIC, PARTITIONS)
+        );
+        a.source.close();
+        assert_eq!(
+            committed(&bootstrap, "ferry-f3", TOPIC, PARTITIONS),
+            want,
+            "A's shutdown committed offsets older than what the group had"
+        );
+        assert_eq!(rows(&db), (800, 800));
+    });
 }
 
 /// F4: a revocation finds nothing in flight. Everything A applied before
@@ -257,49 +261,51 @@ fn f3_no_stale_offsets_are_committed_after_a_rebalance() {
 /// mock broker refuses commits while a rebalance is in progress.)
 #[test]
 fn f4_a_revocation_finds_every_applied_event_durable_and_drops_the_unapplied() {
-    let cluster = cluster();
-    let bootstrap = cluster.bootstrap_servers();
-    let ws = Workspace::new();
-    let path = config(&ws, &bootstrap, "ferry-f4");
-    let db = ws.db();
-    produce(&bootstrap, TOPIC, appends(0, 400, 16));
-    let mut a = Member::join(&path, &db, &bootstrap);
-    let high = high_watermarks(&bootstrap, TOPIC, PARTITIONS);
-    assert!(step_until(&mut [&mut a], Duration::from_secs(30), |_| {
-        caught_up(&db, KEY, &high)
-    }));
-    // A holds polled, unapplied events when B joins.
-    produce(&bootstrap, TOPIC, appends(400, 400, 16));
-    let mut held = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while held.len() < 100 && Instant::now() < deadline {
-        a.poll_raw(&mut held);
-    }
-    assert!(!held.is_empty(), "A polled nothing");
-    let mut b = Member::join(&path, &db, &bootstrap);
-    // A keeps polling (into a scratch batch it never applies) until the
-    // revocation has been delivered to it.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut scratch = Vec::new();
-    while a.owned() == PARTITIONS as usize && Instant::now() < deadline {
-        a.poll_raw(&mut scratch);
-        b.step();
-    }
-    assert!(a.owned() < PARTITIONS as usize, "A was never revoked");
-    let (late, _) = a.fence(held);
-    let (late_scratch, _) = a.fence(std::mem::take(&mut scratch));
-    assert!(
-        late.is_empty() && late_scratch.is_empty(),
-        "events polled before the revocation survived it"
-    );
-    // Nothing A applied was lost or is applied again by anyone.
-    let high = high_watermarks(&bootstrap, TOPIC, PARTITIONS);
-    assert!(
-        step_until(&mut [&mut a, &mut b], Duration::from_secs(60), |_| {
+    bounded(Duration::from_secs(180), || {
+        let cluster = cluster();
+        let bootstrap = cluster.bootstrap_servers();
+        let ws = Workspace::new();
+        let path = config(&ws, &bootstrap, "ferry-f4");
+        let db = ws.db();
+        produce(&bootstrap, TOPIC, appends(0, 400, 16));
+        let mut a = Member::join(&path, &db, &bootstrap);
+        let high = high_watermarks(&bootstrap, TOPIC, PARTITIONS);
+        assert!(step_until(&mut [&mut a], Duration::from_secs(30), |_| {
             caught_up(&db, KEY, &high)
-        }),
-        "not caught up: {:?} vs {high:?}",
-        checkpoints(&db, KEY)
-    );
-    assert_eq!(rows(&db), (800, 800));
+        }));
+        // A holds polled, unapplied events when B joins.
+        produce(&bootstrap, TOPIC, appends(400, 400, 16));
+        let mut held = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while held.len() < 100 && Instant::now() < deadline {
+            a.poll_raw(&mut held);
+        }
+        assert!(!held.is_empty(), "A polled nothing");
+        let mut b = Member::join(&path, &db, &bootstrap);
+        // A keeps polling (into a scratch batch it never applies) until the
+        // revocation has been delivered to it.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut scratch = Vec::new();
+        while a.owned() == PARTITIONS as usize && Instant::now() < deadline {
+            a.poll_raw(&mut scratch);
+            b.step();
+        }
+        assert!(a.owned() < PARTITIONS as usize, "A was never revoked");
+        let (late, _) = a.fence(held);
+        let (late_scratch, _) = a.fence(std::mem::take(&mut scratch));
+        assert!(
+            late.is_empty() && late_scratch.is_empty(),
+            "events polled before the revocation survived it"
+        );
+        // Nothing A applied was lost or is applied again by anyone.
+        let high = high_watermarks(&bootstrap, TOPIC, PARTITIONS);
+        assert!(
+            step_until(&mut [&mut a, &mut b], Duration::from_secs(60), |_| {
+                caught_up(&db, KEY, &high)
+            }),
+            "not caught up: {:?} vs {high:?}",
+            checkpoints(&db, KEY)
+        );
+        assert_eq!(rows(&db), (800, 800));
+    });
 }

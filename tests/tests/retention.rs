@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use ferry_tests::kafka::{Running, checkpoints, produce_to, wait_for};
-use ferry_tests::{Workspace, api_addr, count, http_get};
+use ferry_tests::{Workspace, api_addr, bounded, count, http_get};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
@@ -110,18 +110,22 @@ fn lost_to_retention(
 
 #[test]
 fn offsets_deleted_by_retention_become_one_gap_dead_letter_and_the_partition_goes_on() {
-    gap_then_go_on("");
+    bounded(Duration::from_secs(180), || {
+        gap_then_go_on("");
+    });
 }
 
 #[test]
 fn in_a_consumer_group_too_the_lost_offsets_become_a_gap_dead_letter() {
-    // An eager group: the assignment is restarted whole, at each
-    // partition's position.
-    // A short session: the mock broker lets the stopped first run's member
-    // time out before the second run gets the partitions.
-    gap_then_go_on(
-        "mode = \"group\"\ngroup_id = \"ferry-retention\"\nlibrdkafka = { \"session.timeout.ms\" = \"3000\", \"heartbeat.interval.ms\" = \"100\" }",
-    );
+    bounded(Duration::from_secs(180), || {
+        // An eager group: the assignment is restarted whole, at each
+        // partition's position.
+        // A short session: the mock broker lets the stopped first run's member
+        // time out before the second run gets the partitions.
+        gap_then_go_on(
+            "mode = \"group\"\ngroup_id = \"ferry-retention\"\nlibrdkafka = { \"session.timeout.ms\" = \"3000\", \"heartbeat.interval.ms\" = \"100\" }",
+        );
+    });
 }
 
 fn gap_then_go_on(extra_source: &str) {
@@ -163,21 +167,23 @@ fn gap_then_go_on(extra_source: &str) {
 
 #[test]
 fn with_on_out_of_range_stop_the_partition_stops_at_its_checkpoint_and_says_why() {
-    let (_cluster, ws, path, _) = lost_to_retention(r#"on_out_of_range = "stop""#);
-    let run = Running::start(ws.dir.path(), &["run", "--config", path.to_str().unwrap()]);
-    let mut sources = String::new();
-    let stopped = wait_for(Duration::from_secs(60), || {
-        let Some(addr) = api_addr(&run.output()) else {
-            return false;
-        };
-        sources = http_get(&addr, "/sources").map(|r| r.1).unwrap_or_default();
-        checkpoints(&ws.db(), KEY).get(&1) == Some(&99) && sources.contains("stopped")
+    bounded(Duration::from_secs(180), || {
+        let (_cluster, ws, path, _) = lost_to_retention(r#"on_out_of_range = "stop""#);
+        let run = Running::start(ws.dir.path(), &["run", "--config", path.to_str().unwrap()]);
+        let mut sources = String::new();
+        let stopped = wait_for(Duration::from_secs(60), || {
+            let Some(addr) = api_addr(&run.output()) else {
+                return false;
+            };
+            sources = http_get(&addr, "/sources").map(|r| r.1).unwrap_or_default();
+            checkpoints(&ws.db(), KEY).get(&1) == Some(&99) && sources.contains("stopped")
+        });
+        let (_, out) = run.interrupt(Duration::from_secs(30));
+        assert!(stopped, "{sources}\n{out}");
+        assert!(sources.contains("no longer on the broker"), "{sources}");
+        assert_eq!(checkpoints(&ws.db(), KEY).get(&0), Some(&99));
+        let c = ws.open_db();
+        assert_eq!(count(&c, "SELECT count(*) FROM ferry_dead_letters"), 0);
+        assert_eq!(count(&c, "SELECT count(*) FROM log"), 200);
     });
-    let (_, out) = run.interrupt(Duration::from_secs(30));
-    assert!(stopped, "{sources}\n{out}");
-    assert!(sources.contains("no longer on the broker"), "{sources}");
-    assert_eq!(checkpoints(&ws.db(), KEY).get(&0), Some(&99));
-    let c = ws.open_db();
-    assert_eq!(count(&c, "SELECT count(*) FROM ferry_dead_letters"), 0);
-    assert_eq!(count(&c, "SELECT count(*) FROM log"), 200);
 }

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use ferry_tests::kafka::{Running, appends, checkpoints, commit, produce_to, wait_for};
-use ferry_tests::{Workspace, count};
+use ferry_tests::{Workspace, bounded, count};
 use rdkafka::mocking::MockCluster;
 
 const TOPIC: &str = "events";
@@ -85,53 +85,57 @@ fn applied(ws: &Workspace) -> Vec<u64> {
 
 #[test]
 fn committed_starts_at_the_group_offset_or_the_earliest_and_a_checkpoint_wins_later() {
-    let (_cluster, bootstrap) = cluster();
-    produce_to(&bootstrap, TOPIC, 0, appends(0, 100, 10));
-    produce_to(&bootstrap, TOPIC, 1, appends(1_000, 60, 10));
-    // Partition 0 has a group offset (40), partition 1 none. A second
-    // group has offsets behind where the first run will have got to.
-    commit(&bootstrap, GROUP, TOPIC, &[(0, 40)]);
-    commit(&bootstrap, "ferry-start-2", TOPIC, &[(0, 10), (1, 0)]);
-    let ws = Workspace::new();
-    let path = config(
-        &ws,
-        &bootstrap,
-        &format!("{GROUP_SOURCE}\nstart_without_checkpoint = \"committed\""),
-    );
-    let out = run_until(&ws, &path, [99, 59]);
-    let mut got = applied(&ws);
-    got.sort_unstable();
-    let want: Vec<u64> = (40..100).chain(1_000..1_060).collect();
-    assert_eq!(got, want, "{out}");
-    // Resolved when the partitions were assigned, not through librdkafka's
-    // offset-reset error.
-    assert!(!out.contains("missing or gone"), "{out}");
+    bounded(Duration::from_secs(180), || {
+        let (_cluster, bootstrap) = cluster();
+        produce_to(&bootstrap, TOPIC, 0, appends(0, 100, 10));
+        produce_to(&bootstrap, TOPIC, 1, appends(1_000, 60, 10));
+        // Partition 0 has a group offset (40), partition 1 none. A second
+        // group has offsets behind where the first run will have got to.
+        commit(&bootstrap, GROUP, TOPIC, &[(0, 40)]);
+        commit(&bootstrap, "ferry-start-2", TOPIC, &[(0, 10), (1, 0)]);
+        let ws = Workspace::new();
+        let path = config(
+            &ws,
+            &bootstrap,
+            &format!("{GROUP_SOURCE}\nstart_without_checkpoint = \"committed\""),
+        );
+        let out = run_until(&ws, &path, [99, 59]);
+        let mut got = applied(&ws);
+        got.sort_unstable();
+        let want: Vec<u64> = (40..100).chain(1_000..1_060).collect();
+        assert_eq!(got, want, "{out}");
+        // Resolved when the partitions were assigned, not through librdkafka's
+        // offset-reset error.
+        assert!(!out.contains("missing or gone"), "{out}");
 
-    // Restarted in the second group, whose offsets are behind the
-    // checkpoints: the checkpoints win, nothing is applied twice.
-    let path = config(
-        &ws,
-        &bootstrap,
-        &format!("{GROUP_SOURCE}\nstart_without_checkpoint = \"committed\"")
-            .replace(GROUP, "ferry-start-2"),
-    );
-    produce_to(&bootstrap, TOPIC, 0, appends(100, 20, 10));
-    let out = run_until(&ws, &path, [119, 59]);
-    let c = ws.open_db();
-    assert_eq!(count(&c, "SELECT count(*) FROM log"), 60 + 60 + 20, "{out}");
-    assert_eq!(count(&c, "SELECT count(DISTINCT payload) FROM log"), 140);
+        // Restarted in the second group, whose offsets are behind the
+        // checkpoints: the checkpoints win, nothing is applied twice.
+        let path = config(
+            &ws,
+            &bootstrap,
+            &format!("{GROUP_SOURCE}\nstart_without_checkpoint = \"committed\"")
+                .replace(GROUP, "ferry-start-2"),
+        );
+        produce_to(&bootstrap, TOPIC, 0, appends(100, 20, 10));
+        let out = run_until(&ws, &path, [119, 59]);
+        let c = ws.open_db();
+        assert_eq!(count(&c, "SELECT count(*) FROM log"), 60 + 60 + 20, "{out}");
+        assert_eq!(count(&c, "SELECT count(DISTINCT payload) FROM log"), 140);
+    });
 }
 
 #[test]
 fn earliest_is_the_default_and_ignores_the_group_offset() {
-    let (_cluster, bootstrap) = cluster();
-    produce_to(&bootstrap, TOPIC, 0, appends(0, 30, 10));
-    produce_to(&bootstrap, TOPIC, 1, appends(1_000, 20, 10));
-    commit(&bootstrap, GROUP, TOPIC, &[(0, 25), (1, 15)]);
-    let ws = Workspace::new();
-    let path = config(&ws, &bootstrap, GROUP_SOURCE);
-    run_until(&ws, &path, [29, 19]);
-    assert_eq!(applied(&ws).len(), 50);
+    bounded(Duration::from_secs(180), || {
+        let (_cluster, bootstrap) = cluster();
+        produce_to(&bootstrap, TOPIC, 0, appends(0, 30, 10));
+        produce_to(&bootstrap, TOPIC, 1, appends(1_000, 20, 10));
+        commit(&bootstrap, GROUP, TOPIC, &[(0, 25), (1, 15)]);
+        let ws = Workspace::new();
+        let path = config(&ws, &bootstrap, GROUP_SOURCE);
+        run_until(&ws, &path, [29, 19]);
+        assert_eq!(applied(&ws).len(), 50);
+    });
 }
 
 /// Starts ferry on a topic that already holds events, then produces more
@@ -166,16 +170,20 @@ fn only_new_events(source: &str) {
 
 #[test]
 fn latest_applies_only_events_produced_after_the_start() {
-    only_new_events(r#"start_without_checkpoint = "latest""#);
+    bounded(Duration::from_secs(180), || {
+        only_new_events(r#"start_without_checkpoint = "latest""#);
+    });
 }
 
 #[test]
 fn committed_without_a_group_offset_follows_an_auto_offset_reset_of_latest() {
-    only_new_events(&format!(
-        "{}\nstart_without_checkpoint = \"committed\"",
-        GROUP_SOURCE.replace(
-            r#""heartbeat.interval.ms" = "100" }"#,
-            r#""heartbeat.interval.ms" = "100", "auto.offset.reset" = "latest" }"#
-        )
-    ));
+    bounded(Duration::from_secs(180), || {
+        only_new_events(&format!(
+            "{}\nstart_without_checkpoint = \"committed\"",
+            GROUP_SOURCE.replace(
+                r#""heartbeat.interval.ms" = "100" }"#,
+                r#""heartbeat.interval.ms" = "100", "auto.offset.reset" = "latest" }"#
+            )
+        ));
+    });
 }

@@ -44,6 +44,9 @@ const DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
 const MISSING_TOPIC_RETRY: Duration = Duration::from_secs(2);
 /// How long closing waits for librdkafka to finish giving partitions up.
 const LEAVE_LIMIT: Duration = Duration::from_secs(5);
+/// How long librdkafka may take to close the consumer (leave the group,
+/// finish its requests) before ferry stops waiting.
+const CLOSE_LIMIT: Duration = Duration::from_secs(10);
 /// How long closing keeps serving librdkafka after the assignment is
 /// empty (removed partitions' fetchers and commits finish asynchronously).
 const LEAVE_GRACE: Duration = Duration::from_millis(100);
@@ -86,7 +89,9 @@ pub struct Polled {
 /// A running Kafka source.
 pub struct KafkaSource {
     config: KafkaSourceConfig,
-    consumer: BaseConsumer<FerryContext>,
+    /// Shared only so that a consumer librdkafka cannot close in time can
+    /// be leaked instead of blocking shutdown (see `Drop`).
+    consumer: Arc<BaseConsumer<FerryContext>>,
     pub(crate) shared: Arc<Shared>,
     extractor: TypeExtractor,
     pub(crate) keys: HashMap<String, Arc<str>>,
@@ -141,7 +146,7 @@ impl KafkaSource {
             .collect();
         let mut source = Self {
             config: config.clone(),
-            consumer,
+            consumer: Arc::new(consumer),
             shared,
             extractor: TypeExtractor::new(&config.event_type),
             keys,
@@ -232,8 +237,37 @@ impl KafkaSource {
 }
 
 impl Drop for KafkaSource {
+    /// Gives the assignment up and closes the consumer, bounded: rdkafka's
+    /// own drop waits for librdkafka's close without a limit, so a consumer
+    /// that does not close within [`CLOSE_LIMIT`] is leaked (its threads
+    /// keep running until the process ends) rather than hanging shutdown.
     fn drop(&mut self) {
         self.leave();
+        if !self.close_consumer() {
+            tracing::error!(source = %self.config.name, limit_s = CLOSE_LIMIT.as_secs(),
+                "The Kafka consumer did not close within the limit; it is abandoned so that shutdown goes on. Progress is safe in SQLite.");
+            std::mem::forget(Arc::clone(&self.consumer));
+        }
+    }
+}
+
+impl KafkaSource {
+    /// Closes the consumer through its queue and serves it until it is
+    /// closed; false if that takes longer than [`CLOSE_LIMIT`].
+    fn close_consumer(&self) -> bool {
+        if let Err(e) = self.consumer.close_queue() {
+            tracing::debug!(source = %self.config.name, error = %e,
+                "Closing the Kafka consumer's queue failed; nothing to wait for.");
+            return true;
+        }
+        let deadline = Instant::now() + CLOSE_LIMIT;
+        while !self.consumer.closed() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            drop(self.consumer.poll(Duration::from_millis(50)));
+        }
+        true
     }
 }
 

@@ -20,7 +20,7 @@ pub fn client_config(
         // partition), however large the topic. A queued message keeps its
         // whole fetch response alive, so these bound resident memory: the
         // 10M-event soak stays near 50 MiB with them and near 95 MiB with
-        // librdkafka's defaults (16 MiB, 1 MiB, 50 MiB), at the same
+        // librdkafka's defaults (64 MiB, 1 MiB, 50 MiB), at the same
         // throughput (`scripts/bench`). `queued.min.messages` stays at
         // librdkafka's default: lowering it to 10000 starved the consumer
         // between fetches (~20k events/s).

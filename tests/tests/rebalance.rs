@@ -309,3 +309,31 @@ fn f4_a_revocation_finds_every_applied_event_durable_and_drops_the_unapplied() {
         assert_eq!(rows(&db), (800, 800));
     });
 }
+
+/// Closing a group member whose broker has gone away does not hang: the
+/// source gives its assignment up without the broker and librdkafka's
+/// close is bounded.
+#[test]
+fn closing_a_member_after_the_broker_is_gone_does_not_hang() {
+    bounded(Duration::from_secs(120), || {
+        let cluster = cluster();
+        let bootstrap = cluster.bootstrap_servers();
+        let ws = Workspace::new();
+        let path = config(&ws, &bootstrap, "ferry-gone");
+        let db = ws.db();
+        produce(&bootstrap, TOPIC, appends(0, 100, 16));
+        let mut a = Member::join(&path, &db, &bootstrap);
+        let high = high_watermarks(&bootstrap, TOPIC, PARTITIONS);
+        assert!(step_until(&mut [&mut a], Duration::from_secs(30), |_| {
+            caught_up(&db, KEY, &high)
+        }));
+        drop(cluster);
+        let started = Instant::now();
+        a.source.close();
+        let took = started.elapsed();
+        // 5 s to give the assignment up, 10 s to close, and slack for a
+        // loaded machine.
+        assert!(took < Duration::from_secs(30), "closing took {took:?}");
+        assert_eq!(rows(&db).0, 100);
+    });
+}

@@ -71,8 +71,14 @@ pub fn init_logging() {
         .ok()
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| "info".into());
+    // rdkafka logs an error when it finds a consumer already closed by
+    // ferry's bounded close (see `source::kafka`): noise, not a problem.
+    let mut filter = EnvFilter::new(filter);
+    if let Ok(quiet) = "rdkafka::consumer::base_consumer=off".parse() {
+        filter = filter.add_directive(quiet);
+    }
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new(filter))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)

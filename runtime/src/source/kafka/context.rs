@@ -178,8 +178,11 @@ impl FerryContext {
     }
 
     /// Commits the SQLite-durable offsets of the revoked partitions to the
-    /// group (synchronously, before the partitions are released: the next
-    /// owner starts exactly after them) and forgets them.
+    /// group (sent before the partitions are released, so the next owner
+    /// normally starts exactly after them) and forgets them. Asynchronous:
+    /// librdkafka's synchronous commit waits without a limit, and with the
+    /// coordinator gone the revocation would never finish; the commit is
+    /// advisory, SQLite holds the progress.
     fn commit_durable(&self, consumer: &BaseConsumer<Self>, revoked: &TopicPartitionList) {
         let mut durable = self.shared.durable.lock();
         let mut tpl = TopicPartitionList::new();
@@ -196,7 +199,7 @@ impl FerryContext {
             return;
         }
         if tpl.count() > 0
-            && let Err(e) = consumer.commit(&tpl, CommitMode::Sync)
+            && let Err(e) = consumer.commit(&tpl, CommitMode::Async)
         {
             tracing::warn!(error = %e, "Committing durable offsets on revocation failed; the next owner starts from its own checkpoint or an older group offset.");
         }

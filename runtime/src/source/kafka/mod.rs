@@ -184,7 +184,9 @@ impl KafkaSource {
         self.topics.get(&key.0).map(|t| (t.clone(), key.1))
     }
 
-    /// Commits the durable offsets synchronously and leaves the group.
+    /// Commits the durable offsets (asynchronously: a synchronous commit
+    /// waits without a limit when the coordinator is gone; librdkafka
+    /// finishes it while the consumer closes) and leaves the group.
     pub fn close(self) {
         if self.config.group_id.is_some() {
             let durable = self.shared.durable.lock().clone();
@@ -194,7 +196,7 @@ impl KafkaSource {
                 let _ = tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(o));
             }
             if tpl.count() > 0
-                && let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync)
+                && let Err(e) = self.consumer.commit(&tpl, CommitMode::Async)
             {
                 tracing::warn!(source = %self.config.name, error = %e,
                         "The final advisory offset commit failed; SQLite holds the progress.");
@@ -208,8 +210,9 @@ impl KafkaSource {
     /// never destroyed with an assignment change in flight (librdkafka
     /// aborts the process then: `rd_kafka_cgrp_terminated` asserts that no
     /// assignment is in progress). Messages polled meanwhile are dropped:
-    /// nothing is applied any more.
-    fn leave(&mut self) {
+    /// nothing is applied any more. False if the assignment was not given
+    /// up within [`LEAVE_LIMIT`].
+    fn leave(&mut self) -> bool {
         match self.config.mode {
             KafkaMode::Group => self.consumer.unsubscribe(),
             KafkaMode::Replica => {
@@ -227,20 +230,25 @@ impl KafkaSource {
             match (empty, empty_since) {
                 (false, _) => empty_since = None,
                 (true, None) => empty_since = Some(Instant::now()),
-                (true, Some(t)) if t.elapsed() >= LEAVE_GRACE => return,
+                (true, Some(t)) if t.elapsed() >= LEAVE_GRACE => return true,
                 (true, Some(_)) => {}
             }
         }
-        tracing::warn!(source = %self.config.name,
-            "The Kafka consumer did not give its partitions up within the close limit; closing anyway.");
+        tracing::warn!(source = %self.config.name, limit_s = LEAVE_LIMIT.as_secs(),
+            "The Kafka consumer did not give its partitions up within the limit; ferry closes it with a bound.");
+        false
     }
 }
 
 impl Drop for KafkaSource {
-    /// Gives the assignment up and closes the consumer, bounded: rdkafka's
-    /// own drop waits for librdkafka's close without a limit, so a consumer
-    /// that does not close within [`CLOSE_LIMIT`] is leaked (its threads
+    /// Gives the assignment up, then closes the consumer, bounded: rdkafka's
+    /// own close waits without a limit (for ever when the broker has gone
+    /// away mid-shutdown), so ferry closes the consumer itself within
+    /// [`CLOSE_LIMIT`] and abandons one that does not close (its threads
     /// keep running until the process ends) rather than hanging shutdown.
+    /// rdkafka then finds the consumer closed and logs that closing its
+    /// queue again failed (target `rdkafka::consumer::base_consumer`; the
+    /// `ferry` binary filters it out).
     fn drop(&mut self) {
         self.leave();
         if !self.close_consumer() {

@@ -347,3 +347,63 @@ impl Producer {
         self.inner.flush(Duration::from_secs(60)).expect("flush");
     }
 }
+
+/// A config with the chaos plugin (`Append` events into table `log`) and
+/// one Kafka source `src` on `topic`; `source_extra` is appended to the
+/// source's table.
+pub fn chaos_config(
+    ws: &crate::Workspace,
+    bootstrap: &str,
+    topic: &str,
+    source_extra: &str,
+) -> std::path::PathBuf {
+    ws.config(&format!(
+        r#"
+[store]
+path = "ferry.db"
+
+[pipeline]
+batch_size = 500
+linger_ms = 10
+
+[[plugins]]
+name = "chaos"
+path = {{chaos}}
+events = ["Append"]
+tables = ["log"]
+
+[[sources]]
+name = "src"
+kind = "kafka"
+brokers = "{bootstrap}"
+topics = ["{topic}"]
+{source_extra}
+"#
+    ))
+}
+
+/// Runs `ferry run --config config` until the checkpoints of `key` are
+/// `until` (partition 0, 1, …), then interrupts it; returns its output.
+pub fn run_until_checkpoints(
+    ws: &crate::Workspace,
+    config: &Path,
+    key: &str,
+    until: &[i64],
+) -> String {
+    let run = Running::start(
+        ws.dir.path(),
+        &["run", "--config", config.to_str().expect("utf-8 path")],
+    );
+    let reached = || {
+        let c = checkpoints(&ws.db(), key);
+        until
+            .iter()
+            .enumerate()
+            .all(|(p, o)| i32::try_from(p).is_ok_and(|p| c.get(&p) == Some(o)))
+    };
+    let done = wait_for(Duration::from_secs(60), reached);
+    let (status, out) = run.interrupt(Duration::from_secs(30));
+    assert!(done, "checkpoints {:?}\n{out}", checkpoints(&ws.db(), key));
+    assert!(status.is_some_and(|s| s.success()), "{out}");
+    out
+}

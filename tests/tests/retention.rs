@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use ferry_tests::kafka::{Running, checkpoints, produce_to, wait_for};
+use ferry_tests::kafka::{
+    Running, chaos_config, checkpoints, produce_to, run_until_checkpoints, wait_for,
+};
 use ferry_tests::{Workspace, api_addr, bounded, count, http_get};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -16,29 +18,7 @@ const TOPIC: &str = "events";
 const KEY: &str = "src/events";
 
 fn config(ws: &Workspace, bootstrap: &str, extra_source: &str) -> std::path::PathBuf {
-    ws.config(&format!(
-        r#"
-[store]
-path = "ferry.db"
-
-[pipeline]
-batch_size = 500
-linger_ms = 10
-
-[[plugins]]
-name = "chaos"
-path = {{chaos}}
-events = ["Append"]
-tables = ["log"]
-
-[[sources]]
-name = "src"
-kind = "kafka"
-brokers = "{bootstrap}"
-topics = ["{TOPIC}"]
-{extra_source}
-"#
-    ))
+    chaos_config(ws, bootstrap, TOPIC, extra_source)
 }
 
 /// `n` Append events from `from`, each carrying `pad` bytes of padding.
@@ -66,15 +46,7 @@ fn watermarks(bootstrap: &str, partition: i32) -> (i64, i64) {
 
 /// Runs ferry until partitions 0 and 1 reach `until`, then stops it.
 fn run_until(ws: &Workspace, path: &std::path::Path, until: [i64; 2]) -> String {
-    let run = Running::start(ws.dir.path(), &["run", "--config", path.to_str().unwrap()]);
-    let done = wait_for(Duration::from_secs(60), || {
-        let c = checkpoints(&ws.db(), KEY);
-        c.get(&0) == Some(&until[0]) && c.get(&1) == Some(&until[1])
-    });
-    let (status, out) = run.interrupt(Duration::from_secs(30));
-    assert!(done, "checkpoints {:?}\n{out}", checkpoints(&ws.db(), KEY));
-    assert!(status.is_some_and(|s| s.success()), "{out}");
-    out
+    run_until_checkpoints(ws, path, KEY, &until)
 }
 
 /// A cluster whose partition 0 lost offsets 100.. to retention after

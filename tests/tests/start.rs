@@ -7,7 +7,10 @@
 
 use std::time::Duration;
 
-use ferry_tests::kafka::{Running, appends, checkpoints, commit, produce_to, wait_for};
+use ferry_tests::kafka::{
+    Running, appends, chaos_config, checkpoints, commit, produce_to, run_until_checkpoints,
+    wait_for,
+};
 use ferry_tests::{Workspace, bounded, count};
 use rdkafka::mocking::MockCluster;
 
@@ -26,29 +29,7 @@ fn cluster() -> (
 }
 
 fn config(ws: &Workspace, bootstrap: &str, source: &str) -> std::path::PathBuf {
-    ws.config(&format!(
-        r#"
-[store]
-path = "ferry.db"
-
-[pipeline]
-batch_size = 100
-linger_ms = 5
-
-[[plugins]]
-name = "chaos"
-path = {{chaos}}
-events = ["Append"]
-tables = ["log"]
-
-[[sources]]
-name = "src"
-kind = "kafka"
-brokers = "{bootstrap}"
-topics = ["{TOPIC}"]
-{source}
-"#
-    ))
+    chaos_config(ws, bootstrap, TOPIC, source)
 }
 
 /// A group member that leaves quickly, so the next run gets the
@@ -59,15 +40,7 @@ librdkafka = { "session.timeout.ms" = "3000", "heartbeat.interval.ms" = "100" }"
 
 /// Runs ferry until the checkpoints of partitions 0 and 1 are `until`.
 fn run_until(ws: &Workspace, path: &std::path::Path, until: [i64; 2]) -> String {
-    let run = Running::start(ws.dir.path(), &["run", "--config", path.to_str().unwrap()]);
-    let done = wait_for(Duration::from_secs(60), || {
-        let c = checkpoints(&ws.db(), KEY);
-        c.get(&0) == Some(&until[0]) && c.get(&1) == Some(&until[1])
-    });
-    let (status, out) = run.interrupt(Duration::from_secs(30));
-    assert!(done, "checkpoints {:?}\n{out}", checkpoints(&ws.db(), KEY));
-    assert!(status.is_some_and(|s| s.success()), "{out}");
-    out
+    run_until_checkpoints(ws, path, KEY, &until)
 }
 
 /// The `n` of every applied Append event, in order of application.

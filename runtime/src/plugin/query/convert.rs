@@ -101,7 +101,7 @@ pub(super) fn param_value(name: &str, ty: &Type, values: &[&str]) -> Result<Val,
 
 /// One query-string value as `ty`: scalars parse directly, anything else
 /// is read as JSON.
-pub(super) fn scalar(ty: &Type, v: &str) -> Result<Val, String> {
+fn scalar(ty: &Type, v: &str) -> Result<Val, String> {
     let bad = |what: &str| format!("`{v}` is not {what}");
     Ok(match ty {
         Type::String => Val::String(v.to_owned()),
@@ -149,7 +149,7 @@ pub(super) fn scalar(ty: &Type, v: &str) -> Result<Val, String> {
 }
 
 /// A JSON value as `ty`.
-pub(super) fn from_json(ty: &Type, j: &Json) -> Result<Val, String> {
+fn from_json(ty: &Type, j: &Json) -> Result<Val, String> {
     let mismatch = || format!("{j} does not fit {}", describe(ty));
     let int = |lo: i128, hi: i128| -> Result<i128, String> {
         let n = j

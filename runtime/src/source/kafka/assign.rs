@@ -80,13 +80,18 @@ impl KafkaSource {
             own.owned = all.iter().map(|tp| (tp.clone(), g)).collect();
             own.claims.clear();
         }
-        let held: Vec<TopicPartition> = self.holds.keys().cloned().collect();
-        for tp in held {
+        self.pause_held_again();
+        Ok(())
+    }
+
+    /// Pauses the held partitions again after the assignment was replaced
+    /// (a new assignment starts every partition fetching).
+    pub(super) fn pause_held_again(&self) {
+        for tp in self.holds.keys() {
             if let Err(e) = self.consumer.pause(&single(&tp.0, tp.1, None)) {
                 tracing::warn!(source = %self.config.name, topic = %tp.0, partition = tp.1, error = %e,
                     "Pausing a held partition again failed.");
             }
         }
-        Ok(())
     }
 }

@@ -90,16 +90,32 @@ impl FerryContext {
         let key = format!("{}/{topic}", self.source);
         match checkpoint::load(conn, &key, partition) {
             Ok(Some(o)) => Offset::Offset(o + 1),
-            Ok(None) => match self.start {
-                StartFrom::Earliest => Offset::Beginning,
-                StartFrom::Latest => Offset::End,
-                StartFrom::Committed => Offset::Stored,
-            },
+            Ok(None) => self.without_checkpoint(),
             Err(e) => {
                 tracing::error!(source = %self.source, topic, partition, error = %e,
                     "Reading a checkpoint failed; starting the partition from its stored group offset.");
                 Offset::Stored
             }
+        }
+    }
+
+    /// Where a partition without a checkpoint starts, as
+    /// `start_without_checkpoint` says (`Stored`: the group's committed
+    /// offset).
+    pub fn without_checkpoint(&self) -> Offset {
+        match self.start {
+            StartFrom::Earliest => Offset::Beginning,
+            StartFrom::Latest => Offset::End,
+            StartFrom::Committed => Offset::Stored,
+        }
+    }
+
+    /// [`Self::without_checkpoint`], with [`Self::fallback`] where the
+    /// group's offset is missing or gone.
+    pub fn fallback_start(&self) -> Offset {
+        match self.without_checkpoint() {
+            Offset::Stored => self.fallback,
+            other => other,
         }
     }
 
@@ -177,13 +193,18 @@ impl FerryContext {
         }
     }
 
-    /// Commits the SQLite-durable offsets of the revoked partitions to the
-    /// group (sent before the partitions are released, so the next owner
-    /// normally starts exactly after them) and forgets them. Asynchronous:
-    /// librdkafka's synchronous commit waits without a limit, and with the
-    /// coordinator gone the revocation would never finish; the commit is
-    /// advisory, SQLite holds the progress.
-    fn commit_durable(&self, consumer: &BaseConsumer<Self>, revoked: &TopicPartitionList) {
+    /// Commits the SQLite-durable offsets of `revoked` partitions (revoked
+    /// by the group, or given up on close) to the group (sent before the
+    /// partitions are released, so the next owner normally starts exactly
+    /// after them) and forgets them. Asynchronous: librdkafka's synchronous
+    /// commit waits without a limit, and with the coordinator gone the
+    /// revocation would never finish; the commit is advisory, SQLite holds
+    /// the progress.
+    pub(super) fn commit_durable(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        revoked: &TopicPartitionList,
+    ) {
         let mut durable = self.shared.durable.lock();
         let mut tpl = TopicPartitionList::new();
         for e in revoked.elements() {
@@ -201,7 +222,7 @@ impl FerryContext {
         if tpl.count() > 0
             && let Err(e) = consumer.commit(&tpl, CommitMode::Async)
         {
-            tracing::warn!(error = %e, "Committing durable offsets on revocation failed; the next owner starts from its own checkpoint or an older group offset.");
+            tracing::warn!(source = %self.source, error = %e, "Committing the durable offsets of partitions given up failed; the next owner starts from its own checkpoint or an older group offset, SQLite holds the progress.");
         }
     }
 }

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::{PartitionStatus, Source};
@@ -184,24 +184,16 @@ impl KafkaSource {
         self.topics.get(&key.0).map(|t| (t.clone(), key.1))
     }
 
-    /// Commits the durable offsets (asynchronously: a synchronous commit
-    /// waits without a limit when the coordinator is gone; librdkafka
-    /// finishes it while the consumer closes) and leaves the group.
+    /// Commits the durable offsets of the owned partitions (see
+    /// [`FerryContext::commit_durable`]) and leaves the group (`Drop`).
     pub fn close(self) {
-        if self.config.group_id.is_some() {
-            let durable = self.shared.durable.lock().clone();
-            let owned = self.shared.ownership.lock().owned.clone();
-            let mut tpl = TopicPartitionList::new();
-            for (tp, o) in durable.into_iter().filter(|(tp, _)| owned.contains_key(tp)) {
-                let _ = tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(o));
-            }
-            if tpl.count() > 0
-                && let Err(e) = self.consumer.commit(&tpl, CommitMode::Async)
-            {
-                tracing::warn!(source = %self.config.name, error = %e,
-                        "The final advisory offset commit failed; SQLite holds the progress.");
-            }
+        let mut owned = TopicPartitionList::new();
+        for tp in self.shared.ownership.lock().owned.keys() {
+            owned.add_partition(&tp.0, tp.1);
         }
+        self.consumer
+            .context()
+            .commit_durable(&self.consumer, &owned);
         tracing::info!(source = %self.config.name, "Closed the Kafka consumer.");
     }
 
@@ -238,6 +230,24 @@ impl KafkaSource {
             "The Kafka consumer did not give its partitions up within the limit; ferry closes it with a bound.");
         false
     }
+
+    /// Closes the consumer through its queue and serves it until it is
+    /// closed; false if that takes longer than [`CLOSE_LIMIT`].
+    fn close_consumer(&self) -> bool {
+        if let Err(e) = self.consumer.close_queue() {
+            tracing::debug!(source = %self.config.name, error = %e,
+                "Closing the Kafka consumer's queue failed; nothing to wait for.");
+            return true;
+        }
+        let deadline = Instant::now() + CLOSE_LIMIT;
+        while !self.consumer.closed() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            drop(self.consumer.poll(Duration::from_millis(50)));
+        }
+        true
+    }
 }
 
 impl Drop for KafkaSource {
@@ -256,26 +266,6 @@ impl Drop for KafkaSource {
                 "The Kafka consumer did not close within the limit; it is abandoned so that shutdown goes on. Progress is safe in SQLite.");
             std::mem::forget(Arc::clone(&self.consumer));
         }
-    }
-}
-
-impl KafkaSource {
-    /// Closes the consumer through its queue and serves it until it is
-    /// closed; false if that takes longer than [`CLOSE_LIMIT`].
-    fn close_consumer(&self) -> bool {
-        if let Err(e) = self.consumer.close_queue() {
-            tracing::debug!(source = %self.config.name, error = %e,
-                "Closing the Kafka consumer's queue failed; nothing to wait for.");
-            return true;
-        }
-        let deadline = Instant::now() + CLOSE_LIMIT;
-        while !self.consumer.closed() {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            drop(self.consumer.poll(Duration::from_millis(50)));
-        }
-        true
     }
 }
 

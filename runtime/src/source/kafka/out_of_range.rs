@@ -25,7 +25,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::context::TopicPartition;
 use super::{Hold, KafkaSource, Polled};
-use crate::config::{KafkaMode, OutOfRange, StartFrom};
+use crate::config::{KafkaMode, OutOfRange};
 use crate::event::Event;
 use crate::plugin::{Failure, FailureKind};
 use crate::store::checkpoint;
@@ -89,16 +89,6 @@ fn decide(
 }
 
 impl KafkaSource {
-    /// Where a partition without a checkpoint starts when the group offset
-    /// it was to start from is missing or gone.
-    fn fallback_start(&self) -> Offset {
-        match self.config.start_without_checkpoint {
-            StartFrom::Latest => Offset::End,
-            StartFrom::Earliest => Offset::Beginning,
-            StartFrom::Committed => self.consumer.context().fallback,
-        }
-    }
-
     /// Handles librdkafka's report that an offset is out of range (see the
     /// module doc). Dead letters for skipped ranges are appended to `out`,
     /// in the batch being polled.
@@ -133,15 +123,15 @@ impl KafkaSource {
                     Offset::Offset(o) => Some(o),
                     _ => None,
                 });
-            let key = format!("{}/{}", self.config.name, tp.0);
             let next = consumed.or_else(|| {
-                checkpoint::load(&conn, &key, tp.1)
+                let key = self.keys.get(&tp.0)?;
+                checkpoint::load(&conn, key, tp.1)
                     .ok()
                     .flatten()
                     .map(|c| c + 1)
             });
             let current = next.map_or_else(
-                || self.consumer.context().start_offset(&conn, &tp.0, tp.1),
+                || self.consumer.context().without_checkpoint(),
                 Offset::Offset,
             );
             if self.holds.contains_key(&tp) {
@@ -158,9 +148,9 @@ impl KafkaSource {
                     continue;
                 }
             };
-            let without = match (next, self.config.start_without_checkpoint) {
-                (None, StartFrom::Committed) => self.committed_in_range(&tp, watermarks),
-                _ => self.fallback_start(),
+            let without = match next {
+                None => self.start_in_range(&conn, &tp, watermarks),
+                Some(_) => self.consumer.context().fallback_start(),
             };
             let what = format!("{} [{}]", tp.0, tp.1);
             match decide(
@@ -195,19 +185,22 @@ impl KafkaSource {
         self.reposition(plan);
     }
 
-    /// The group's committed offset of `tp` if it is within `low..=high`,
-    /// else the fallback start.
-    fn committed_in_range(&self, tp: &TopicPartition, (low, high): (i64, i64)) -> Offset {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&tp.0, tp.1);
-        let committed = self
-            .consumer
-            .committed_offsets(tpl, QUERY_TIMEOUT)
-            .ok()
-            .and_then(|c| c.find_partition(&tp.0, tp.1).map(|e| e.offset()));
-        match committed {
-            Some(Offset::Offset(o)) if (low..=high).contains(&o) => Offset::Offset(o),
-            _ => self.fallback_start(),
+    /// Where a partition without a checkpoint starts now: where
+    /// `start_without_checkpoint` says (the group's committed offset
+    /// included) if the broker still has that offset, else the fallback.
+    fn start_in_range(
+        &self,
+        conn: &rusqlite::Connection,
+        tp: &TopicPartition,
+        (low, high): (i64, i64),
+    ) -> Offset {
+        let context = self.consumer.context();
+        match context
+            .start_offsets(&self.consumer, conn, std::slice::from_ref(tp))
+            .first()
+        {
+            Some(Offset::Offset(o)) if (low..=high).contains(o) => Offset::Offset(*o),
+            _ => context.fallback_start(),
         }
     }
 
@@ -239,10 +232,10 @@ impl KafkaSource {
         });
     }
 
-    /// Restarts fetching at the decided offsets: only the partitions that
-    /// are not held where the assignment can change one partition at a time (replica
-    /// mode, a cooperative group), else the whole assignment at its
-    /// offsets (held partitions are paused again).
+    /// Restarts fetching at the decided offsets: only the partitions
+    /// marked for a restart where the assignment can change one partition
+    /// at a time (replica mode, a cooperative group), else the whole
+    /// assignment at its offsets (held partitions are paused again).
     fn reposition(&mut self, plan: Vec<(TopicPartition, Offset, bool)>) {
         let incremental = self.config.mode == KafkaMode::Replica
             || matches!(
@@ -271,9 +264,7 @@ impl KafkaSource {
                 .consumer
                 .unassign()
                 .and_then(|()| self.consumer.assign(&all));
-            for tp in self.holds.keys() {
-                let _ = self.consumer.pause(&super::single(&tp.0, tp.1, None));
-            }
+            self.pause_held_again();
             r
         };
         if let Err(e) = result {

@@ -150,9 +150,10 @@ fn store_call(c: &mut Criterion) {
     let grant = Arc::new(Grant::new("game-projection", &["games".into()]));
     let mut state = HostState::new(
         "game-projection".into(),
-        StoreCtx::new(Some(db.shared()), db.scope(), grant),
+        StoreCtx::new(Some(db.shared()), db.scope(), grant, 64 << 20),
         64 << 20,
         ferry::host::held::Output::new("game-projection".into()),
+        ferry::host::call::CallContext::new("sha256:bench".into(), false, 64 << 20),
     );
     let sql = "INSERT INTO games (id, name, price, image_uri, updated_at_offset, projected_by)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -160,7 +161,7 @@ fn store_call(c: &mut Criterion) {
       image_uri = excluded.image_uri, updated_at_offset = excluded.updated_at_offset,
       projected_by = excluded.projected_by";
     db.begin().unwrap();
-    state.store.begin_call();
+    state.store.begin_call(None);
     let mut i = 0u64;
     c.bench_function("store_call (host side of store.execute: upsert)", |b| {
         b.iter(|| {

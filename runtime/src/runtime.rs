@@ -130,6 +130,7 @@ impl RuntimeBuilder {
             max_retryable_attempts: None,
             on_failure: crate::config::FailurePolicy::DeadLetter,
             auto_rollback: None,
+            clock: crate::config::ClockGrant::Event,
         };
         self.natives.push((config, Box::new(projection)));
         self

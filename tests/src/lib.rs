@@ -86,7 +86,7 @@ impl Workspace {
     }
 
     /// Writes `config.toml` from `body` (plugin paths may use `{chaos}`,
-    /// `{games}` and `{mismatch}`). Unless the body has a `[runtime]`
+    /// `{games}`, `{hostile}` and `{mismatch}`). Unless the body has a `[runtime]`
     /// table, the compiled-component cache is shared by all tests; unless
     /// it has an `[api]` table, the HTTP API listens on a free port.
     pub fn config(&self, body: &str) -> PathBuf {
@@ -104,7 +104,8 @@ impl Workspace {
         let body = body
             .replace("{chaos}", &toml_path(&plugin("chaos_plugin")))
             .replace("{games}", &toml_path(&plugin("game_projection")))
-            .replace("{mismatch}", &toml_path(&plugin("mismatch_plugin")));
+            .replace("{mismatch}", &toml_path(&plugin("mismatch_plugin")))
+            .replace("{hostile}", &toml_path(&plugin("hostile_plugin")));
         self.write("config.toml", body)
     }
 
@@ -158,6 +159,26 @@ impl Output {
 
 /// Runs a command to completion, killing it after `limit`.
 pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+    run_measured(cmd, limit).0
+}
+
+/// What a child process cost: wall time and peak resident memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    /// From spawn to exit.
+    pub wall: Duration,
+    /// Peak resident set size (`ru_maxrss`), in bytes.
+    pub max_rss: u64,
+}
+
+/// [`run_bounded`], also measuring the child's wall time and peak RSS.
+pub fn run_measured(cmd: &mut Command, limit: Duration) -> (Output, Usage) {
+    use std::os::unix::process::ExitStatusExt;
+    let started = Instant::now();
+    #[expect(
+        clippy::zombie_processes,
+        reason = "the child is reaped by wait4 below, which also reads its rusage"
+    )]
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -167,21 +188,55 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
     let mut out = child.stdout.take().expect("stdout");
     let mut err = child.stderr.take().expect("stderr");
     let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
     });
     let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
     });
-    let status = wait_bounded(&mut child, limit);
-    Output {
-        status,
-        stdout: t_out.join().unwrap_or_default(),
-        stderr: t_err.join().unwrap_or_default(),
-    }
+    let pid = i32::try_from(child.id()).expect("pid");
+    let deadline = started + limit;
+    let (status, usage) = loop {
+        let mut raw = 0;
+        #[expect(
+            unsafe_code,
+            reason = "wait4(2) is the only way to read a child's rusage"
+        )]
+        // SAFETY: wait4 on a pid we spawned, writing into our own locals.
+        let (reaped, rusage) = unsafe {
+            let mut ru: libc::rusage = std::mem::zeroed();
+            let flags = if Instant::now() >= deadline {
+                libc::kill(pid, libc::SIGKILL);
+                0
+            } else {
+                libc::WNOHANG
+            };
+            (libc::wait4(pid, &mut raw, flags, &mut ru), ru)
+        };
+        if reaped == pid {
+            let status = ExitStatus::from_raw(raw);
+            let killed = status.signal() == Some(libc::SIGKILL) && Instant::now() >= deadline;
+            break (
+                (!killed).then_some(status),
+                Usage {
+                    wall: started.elapsed(),
+                    max_rss: u64::try_from(rusage.ru_maxrss).unwrap_or(0) * 1024,
+                },
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    (
+        Output {
+            status,
+            stdout: t_out.join().unwrap_or_default(),
+            stderr: t_err.join().unwrap_or_default(),
+        },
+        usage,
+    )
 }
 
 /// Waits for `child` at most `limit`, then kills it (`None`).

@@ -39,7 +39,7 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     println!("  store: {}", db_path.display());
     for (c, l) in &loaded {
         println!(
-            "  plugin {} {} ({}): handles {}; tables {}",
+            "  plugin {} {} ({}): handles {}; tables {}; deadline {} ms, memory {} MiB; clock: {}",
             c.name,
             l.metadata.version,
             l.digest,
@@ -48,6 +48,13 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
                 "none".into()
             } else {
                 c.tables.join(", ")
+            },
+            c.timeout_ms,
+            c.memory_mb,
+            match c.clock {
+                crate::config::ClockGrant::Event => "the event's time",
+                crate::config::ClockGrant::Host =>
+                    "the HOST's real time (granted: the projection is not reproducible)",
             },
         );
         for q in &l.queries {

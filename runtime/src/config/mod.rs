@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::store::{StoreOptions, Synchronous};
 
 pub use api::ApiConfig;
-pub use plugins::{AutoRollback, FailurePolicy, PluginConfig};
+pub use plugins::{AutoRollback, ClockGrant, FailurePolicy, PluginConfig};
 pub use sources::{
     EventTypeFrom, FORBIDDEN_LIBRDKAFKA, GapPolicy, HttpFeedSourceConfig, KafkaMode,
     KafkaSourceConfig, OutOfRange, SourceConfig, StartFrom,

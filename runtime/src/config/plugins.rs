@@ -22,6 +22,19 @@ pub enum FailurePolicy {
     StopPartition,
 }
 
+/// Which clock a plugin reads.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClockGrant {
+    /// The event's timestamp (the Unix epoch when it has none, and in
+    /// `migrate` and queries): the same events give the same table.
+    #[default]
+    Event,
+    /// The host's real clock. A projection that stores what it reads is no
+    /// longer reproducible by `ferry rebuild` or a replay.
+    Host,
+}
+
 /// One `[[plugins]]` entry.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -59,6 +72,11 @@ pub struct PluginConfig {
     /// the previous one succeeds. Absent: no automatic rollback.
     #[serde(default)]
     pub auto_rollback: Option<AutoRollback>,
+    /// The clock the plugin reads (`wasi:clocks/wall-clock` and
+    /// `ferry:plugin/clock`): `event` (default) or `host`, an explicit
+    /// grant of real time that `ferry check` shows.
+    #[serde(default)]
+    pub clock: ClockGrant,
 }
 
 /// `[plugins.auto_rollback]`: probation of a newly swapped-in version.
@@ -107,6 +125,7 @@ impl PluginConfig {
             timeout: Duration::from_millis(self.timeout_ms),
             memory_bytes: usize::try_from(self.memory_mb.saturating_mul(1 << 20))
                 .unwrap_or(usize::MAX),
+            host_clock: self.clock == ClockGrant::Host,
         }
     }
 }

@@ -1,11 +1,12 @@
-//! The `clock` interface: wall-clock time.
+//! The `clock` interface: the event's time (or the host's, with the
+//! `clock = "host"` grant; see [`super::call`]).
 
 use super::HostState;
 use crate::plugin::bindings::ferry::plugin::clock::Host;
 
 impl Host for HostState {
     fn now_ms(&mut self) -> i64 {
-        crate::event::now_ms()
+        self.call.now_ms()
     }
 }
 

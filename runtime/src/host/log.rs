@@ -7,19 +7,7 @@ use super::held::Line;
 use crate::plugin::bindings::Level;
 use crate::plugin::bindings::ferry::plugin::log::Host;
 
-/// Longest message or field a plugin may log; longer ones are cut.
-const MAX_LEN: usize = 8 * 1024;
-
-fn cut(s: &str) -> &str {
-    if s.len() <= MAX_LEN {
-        return s;
-    }
-    let mut end = MAX_LEN;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
+use crate::plugin::failure::clip as cut;
 
 /// Formats plugin-supplied fields as `k=v` pairs.
 fn format_fields(fields: &[(String, String)]) -> String {
@@ -32,7 +20,7 @@ fn format_fields(fields: &[(String, String)]) -> String {
 
 impl Host for HostState {
     fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
-        let event = match &self.current_event {
+        let event = match self.call.event() {
             Some(p) => p.to_string(),
             None => "-".to_owned(),
         };
@@ -40,7 +28,7 @@ impl Host for HostState {
             level,
             event,
             fields: format_fields(&fields),
-            message: cut(&message).to_owned(),
+            message: crate::plugin::failure::clip_owned(message),
         });
     }
 }
@@ -50,10 +38,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn long_text_is_cut_on_a_char_boundary() {
-        let s = "é".repeat(MAX_LEN);
-        let c = cut(&s);
-        assert!(c.len() <= MAX_LEN && c.is_char_boundary(c.len()));
+    fn fields_are_formatted_and_cut() {
         assert_eq!(format_fields(&[("a".into(), "b".into())]), "a=\"b\"");
+        let long = "x".repeat(crate::plugin::failure::MAX_PLUGIN_TEXT * 2);
+        assert!(
+            format_fields(&[("a".into(), long)]).len()
+                < crate::plugin::failure::MAX_PLUGIN_TEXT + 64
+        );
     }
 }

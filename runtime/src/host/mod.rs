@@ -1,13 +1,16 @@
 //! What the host provides to plugins: one module per WIT interface
-//! (`store`, `log`, `clock`), WASI with nothing granted, and the per-store
-//! state they share ([`HostState`]).
+//! (`store`, `log`, `clock`), WASI with nothing granted and deterministic
+//! clocks and random ([`wasi`]), the call in progress ([`call`]), and the
+//! per-store state they share ([`HostState`]).
 
+pub mod call;
 pub mod clock;
 pub mod held;
 pub mod limits;
 pub mod log;
 pub mod stdio;
 pub mod store;
+pub mod wasi;
 
 use std::sync::Arc;
 
@@ -19,19 +22,19 @@ use crate::plugin::bindings::Projection;
 pub use limits::MemoryLimiter;
 pub use store::{CallReport, StoreCtx};
 
-/// Per-instance host state: WASI (empty), the store binding, limits, and
-/// the name of the plugin for log lines.
+/// Per-instance host state: WASI (empty), the store binding, limits, the
+/// call in progress, and the name of the plugin for log lines.
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
+    /// The call in progress: deadline, event time, random numbers.
+    pub call: call::CallContext,
     /// Memory cap of this instance.
     pub limiter: MemoryLimiter,
     /// The `store` import's binding to the writer connection.
     pub store: StoreCtx,
     /// Plugin name, for log lines.
     pub plugin: Arc<str>,
-    /// Position of the event being handled, for log lines.
-    pub current_event: Option<crate::event::Position>,
     /// The plugin's stderr (its last line explains most traps).
     pub stderr: stdio::LogStream,
     /// Where its log lines and stdout/stderr lines go (held during an
@@ -42,12 +45,13 @@ pub struct HostState {
 impl HostState {
     /// State for one instance of `plugin`. WASI gets no preopens, no
     /// environment, no arguments, no network; stdout and stderr go to the
-    /// host log through `output`.
+    /// host log through `output`; clocks and random come from `call`.
     pub fn new(
         plugin: Arc<str>,
         store: StoreCtx,
         memory_bytes: usize,
         output: held::Output,
+        call: call::CallContext,
     ) -> Self {
         let stderr = stdio::LogStream::new(output.clone(), "stderr");
         let wasi = wasmtime_wasi::WasiCtxBuilder::new()
@@ -58,10 +62,10 @@ impl HostState {
         Self {
             wasi,
             table: ResourceTable::new(),
+            call,
             limiter: MemoryLimiter::new(memory_bytes),
             store,
             plugin,
-            current_event: None,
             stderr,
             output,
         }
@@ -79,9 +83,11 @@ impl WasiView for HostState {
 
 impl crate::plugin::bindings::ferry::plugin::types::Host for HostState {}
 
-/// Adds WASI and ferry's own interfaces to `linker`.
+/// Adds WASI (with ferry's clocks and random, see [`wasi`]) and ferry's
+/// own interfaces to `linker`.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    wasi::add_to_linker(linker)?;
     Projection::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
     Ok(())
 }

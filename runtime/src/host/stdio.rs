@@ -12,8 +12,18 @@ use wasmtime_wasi_io::streams::{OutputStream, StreamResult};
 
 use super::held::{Line, Output};
 
-/// Longest line kept before it is logged anyway.
-const MAX_LINE: usize = 8 * 1024;
+/// Longest line logged; the rest of a longer line is dropped (see
+/// [`crate::plugin::failure::MAX_PLUGIN_TEXT`]).
+const MAX_LINE: usize = crate::plugin::failure::MAX_PLUGIN_TEXT;
+
+/// The line being written: its bytes so far, and whether it is already
+/// past [`MAX_LINE`] (its beginning was logged, the rest is dropped up to
+/// the next newline).
+#[derive(Debug, Default)]
+struct Pending {
+    line: Vec<u8>,
+    cut: bool,
+}
 
 /// A plugin's stdout or stderr. Complete lines become log lines at info
 /// (stdout) or warn (stderr) level.
@@ -21,7 +31,7 @@ const MAX_LINE: usize = 8 * 1024;
 pub struct LogStream {
     output: Output,
     stream: &'static str,
-    pending: Arc<Mutex<Vec<u8>>>,
+    pending: Arc<Mutex<Pending>>,
     recent: Arc<Mutex<std::collections::VecDeque<String>>>,
 }
 
@@ -55,17 +65,33 @@ impl LogStream {
         });
     }
 
-    /// Appends `bytes`, logging every complete line.
-    pub fn push(&self, bytes: &[u8]) {
-        let mut pending = self.pending.lock();
-        pending.extend_from_slice(bytes);
-        while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=nl).collect();
-            self.emit(&line[..line.len() - 1]);
-        }
-        if pending.len() > MAX_LINE {
-            let line: Vec<u8> = std::mem::take(&mut *pending);
-            self.emit(&line);
+    /// Appends `bytes`, logging every complete line (and the first
+    /// [`MAX_LINE`] bytes of a longer one, once).
+    pub fn push(&self, mut bytes: &[u8]) {
+        let mut p = self.pending.lock();
+        while !bytes.is_empty() {
+            let (part, newline) = match bytes.iter().position(|&b| b == b'\n') {
+                Some(nl) => (&bytes[..nl], true),
+                None => (bytes, false),
+            };
+            bytes = &bytes[(part.len() + usize::from(newline)).min(bytes.len())..];
+            if !p.cut {
+                let room = MAX_LINE.saturating_sub(p.line.len());
+                p.line.extend_from_slice(&part[..part.len().min(room)]);
+                if part.len() > room {
+                    let mut line = std::mem::take(&mut p.line);
+                    line.extend_from_slice(format!("… (cut at {MAX_LINE} bytes)").as_bytes());
+                    self.emit(&line);
+                    p.cut = true;
+                }
+            }
+            if newline {
+                if !p.cut {
+                    let line = std::mem::take(&mut p.line);
+                    self.emit(&line);
+                }
+                p.cut = false;
+            }
         }
     }
 
@@ -74,13 +100,15 @@ impl LogStream {
     /// location and message end up here.
     pub fn take_recent(&self) -> Option<String> {
         self.flush_partial();
+        self.pending.lock().cut = false;
         let lines: Vec<String> = self.recent.lock().drain(..).collect();
         (!lines.is_empty()).then(|| lines.join(" / "))
     }
 
-    /// Logs a trailing partial line, if any.
+    /// Logs a trailing partial line, if any (a line already cut stays cut
+    /// until its newline).
     pub fn flush_partial(&self) {
-        let line: Vec<u8> = std::mem::take(&mut *self.pending.lock());
+        let line: Vec<u8> = std::mem::take(&mut self.pending.lock().line);
         if !line.is_empty() {
             self.emit(&line);
         }
@@ -115,7 +143,8 @@ impl OutputStream for LogStream {
     }
 
     fn flush(&mut self) -> StreamResult<()> {
-        self.flush_partial();
+        // A guest flushes between the chunks of one long write: the line
+        // is logged when it ends (or at the next call, or a trap).
         Ok(())
     }
 
@@ -135,7 +164,6 @@ impl tokio::io::AsyncWrite for LogStream {
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.flush_partial();
         Poll::Ready(Ok(()))
     }
 
@@ -153,10 +181,21 @@ mod tests {
     fn complete_lines_are_emitted_and_partial_ones_kept() {
         let s = LogStream::new(Output::new("p".into()), "stdout");
         s.push(b"hello\nwor");
-        assert_eq!(&*s.pending.lock(), b"wor");
+        assert_eq!(s.pending.lock().line, b"wor");
         s.push(b"ld\n");
-        assert!(s.pending.lock().is_empty());
-        s.push(&vec![b'x'; MAX_LINE + 1]);
-        assert!(s.pending.lock().is_empty());
+        assert!(s.pending.lock().line.is_empty());
+    }
+
+    #[test]
+    fn a_long_line_is_logged_once_cut_and_the_rest_dropped() {
+        let out = Output::new("p".into());
+        let s = LogStream::new(out.clone(), "stdout");
+        out.hold();
+        s.push(&vec![b'x'; MAX_LINE * 3]);
+        s.push(&vec![b'x'; MAX_LINE]);
+        assert!(s.pending.lock().line.is_empty() && s.pending.lock().cut);
+        s.push(b"xx\nnext\n");
+        assert_eq!(out.held(), 2, "the cut line and `next`");
+        assert!(!s.pending.lock().cut);
     }
 }

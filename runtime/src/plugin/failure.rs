@@ -1,6 +1,38 @@
-//! How an event failed, as the host classifies it.
+//! How an event failed, as the host classifies it, and the size limit of
+//! the text a plugin hands the host.
 
 use std::fmt;
+
+/// Longest text a plugin can make ferry store or log, in bytes: an error
+/// message, a skip reason, a log message or field, a line of its stdout or
+/// stderr. Longer text is cut at a character boundary and marked with how
+/// long it was.
+pub const MAX_PLUGIN_TEXT: usize = 16 * 1024;
+
+/// `text` cut to [`MAX_PLUGIN_TEXT`] bytes (on a character boundary), with
+/// a note of its full length when it was cut.
+pub fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_PLUGIN_TEXT {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = MAX_PLUGIN_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!(
+        "{}… (cut: {} bytes in all)",
+        &text[..end],
+        text.len()
+    ))
+}
+
+/// [`clip`] for an owned string (no copy when it is short enough).
+pub fn clip_owned(text: String) -> String {
+    match clip(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(cut) => cut,
+    }
+}
 
 /// The class of a failed event; decides between retrying and the failure
 /// policy, and is recorded with every dead letter.
@@ -90,5 +122,20 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_plugin_text_is_cut_on_a_character_boundary_and_says_so() {
+        assert_eq!(clip("short"), "short");
+        let long = "é".repeat(MAX_PLUGIN_TEXT);
+        let cut = clip(&long);
+        assert!(cut.len() < MAX_PLUGIN_TEXT + 64, "{}", cut.len());
+        assert!(cut.ends_with(&format!("(cut: {} bytes in all)", long.len())));
+        assert_eq!(clip_owned("x".repeat(10)), "x".repeat(10));
     }
 }

@@ -4,12 +4,14 @@
 
 use std::sync::Arc;
 
-use wasmtime::{Store, Trap};
+use wasmtime::Store;
 
 use super::bindings::{HandleError, Handled, Header, Projection, WitEvent};
-use super::failure::{Failure, FailureKind};
+use super::failure::{Failure, FailureKind, clip_owned};
+use super::outcome::classify;
 use super::{LoadedPlugin, engine, new_store};
-use crate::event::{Event, Position};
+use crate::event::Event;
+use crate::host::call::Purpose;
 use crate::host::held::Output;
 use crate::host::{CallReport, HostState};
 use crate::store::{AuthScope, SharedConn};
@@ -73,6 +75,7 @@ impl PluginInstance {
         new_store(
             &plugin.engine,
             &plugin.name,
+            &plugin.digest,
             Some(Arc::clone(conn)),
             scope.clone(),
             &plugin.grant,
@@ -106,6 +109,11 @@ impl PluginInstance {
         }
         self.store
             .set_epoch_deadline(engine::deadline_ticks(self.plugin.limits.timeout));
+        let deadline = std::time::Instant::now() + self.plugin.limits.timeout;
+        self.store
+            .data_mut()
+            .call
+            .begin(Purpose::Load, Some(deadline));
         let b = self.plugin.pre.instantiate(&mut self.store).map_err(|e| {
             Failure::new(
                 FailureKind::Trap,
@@ -121,55 +129,26 @@ impl PluginInstance {
         Failure::new(FailureKind::Trap, "the plugin instance is not available")
     }
 
-    fn before_call(&mut self, position: Option<Position>) {
+    fn before_call(&mut self, purpose: Purpose) {
+        let deadline = std::time::Instant::now() + self.plugin.limits.timeout;
         let data = self.store.data_mut();
         data.limiter.reset();
-        data.current_event = position;
+        data.call.begin(purpose, Some(deadline));
         data.stderr.take_recent();
-        data.store.begin_call();
+        data.store.begin_call(Some(deadline));
         self.store
             .set_epoch_deadline(engine::deadline_ticks(self.plugin.limits.timeout));
     }
 
     fn after_call(&mut self) -> CallReport {
-        let data = self.store.data_mut();
-        data.current_event = None;
-        data.store.end_call()
+        self.store.data_mut().store.end_call()
     }
 
     /// Classifies an error raised by wasmtime during a call (a trap) and
     /// drops the instance so the next call starts fresh.
-    fn trapped(&mut self, e: wasmtime::Error) -> Failure {
+    fn trapped(&mut self, e: wasmtime::Error, report: CallReport) -> Failure {
         self.bindings = None;
-        let data = self.store.data();
-        let stderr = data.stderr.take_recent();
-        if let Some(asked) = data.limiter.exceeded() {
-            return Failure::new(
-                FailureKind::Memory,
-                format!(
-                    "memory cap exceeded: the plugin asked for {asked} bytes of linear memory, its cap is {} bytes",
-                    data.limiter.max_bytes()
-                ),
-            );
-        }
-        if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-            return Failure::new(
-                FailureKind::Timeout,
-                format!(
-                    "deadline exceeded: the call ran longer than {} ms",
-                    self.plugin.limits.timeout.as_millis()
-                ),
-            );
-        }
-        let what = match e.downcast_ref::<Trap>() {
-            Some(trap) => trap.to_string(),
-            None => format!("{e}"),
-        };
-        let message = match stderr {
-            Some(line) => format!("{what} (plugin stderr: {line})"),
-            None => what,
-        };
-        Failure::new(FailureKind::Trap, message)
+        super::outcome::stopped(self.store.data(), &e, report, self.plugin.limits.timeout)
     }
 
     /// Runs `handle` for one event. On `Err` the caller must discard the
@@ -177,7 +156,7 @@ impl PluginInstance {
     pub fn handle(&mut self, event: &Event, event_type: &str) -> Result<Handled, Failure> {
         self.ensure_instantiated()?;
         fill_wit(&mut self.scratch, event, event_type);
-        self.before_call(Some(event.at()));
+        self.before_call(Purpose::Event(event.at(), event.timestamp_ms));
         let Some(bindings) = &self.bindings else {
             return Err(Self::not_instantiated());
         };
@@ -186,16 +165,17 @@ impl PluginInstance {
             .call_handle(&mut self.store, &self.scratch);
         let report = self.after_call();
         match result {
+            Ok(Ok(Handled::Skipped(reason))) => Ok(Handled::Skipped(clip_owned(reason))),
             Ok(Ok(handled)) => Ok(handled),
-            Ok(Err(err)) => Err(classify(err, report)),
-            Err(trap) => Err(self.trapped(trap)),
+            Ok(Err(err)) => Err(classify(err, report, self.plugin.limits.timeout)),
+            Err(trap) => Err(self.trapped(trap, report)),
         }
     }
 
     /// Runs `migrate(from)` inside the caller's transaction.
     pub fn migrate(&mut self, from: Option<u32>) -> Result<(), Failure> {
         self.ensure_instantiated()?;
-        self.before_call(None);
+        self.before_call(Purpose::Migrate);
         let Some(bindings) = &self.bindings else {
             return Err(Self::not_instantiated());
         };
@@ -205,39 +185,13 @@ impl PluginInstance {
         let report = self.after_call();
         match result {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(match report.denied {
-                Some(denied) => Failure::new(FailureKind::Denied, format!("{message} ({denied})")),
-                None => Failure::new(FailureKind::Permanent, message),
-            }),
-            Err(trap) => Err(self.trapped(trap)),
+            Ok(Err(message)) => Err(classify(
+                HandleError::Permanent(message),
+                report,
+                self.plugin.limits.timeout,
+            )),
+            Err(trap) => Err(self.trapped(trap, report)),
         }
-    }
-}
-
-/// Turns the plugin's own error plus what the store saw into a failure.
-fn classify(err: HandleError, report: CallReport) -> Failure {
-    match (err, report) {
-        (
-            HandleError::Permanent(m),
-            CallReport {
-                denied: Some(d), ..
-            },
-        ) => {
-            let message = if m.contains(&d) {
-                m
-            } else {
-                format!("{m} ({d})")
-            };
-            Failure::new(FailureKind::Denied, message)
-        }
-        (
-            HandleError::Permanent(m) | HandleError::Retryable(m),
-            CallReport {
-                transient: Some(t), ..
-            },
-        ) => Failure::new(FailureKind::HostTransient, format!("{m} ({t})")),
-        (HandleError::Retryable(m), _) => Failure::new(FailureKind::Retryable, m),
-        (HandleError::Permanent(m), _) => Failure::new(FailureKind::Permanent, m),
     }
 }
 
@@ -320,31 +274,5 @@ mod tests {
             ("only", &b"x"[..])
         );
         assert_eq!(w.timestamp_ms, None);
-    }
-
-    #[test]
-    fn a_denial_outranks_the_plugins_own_words() {
-        let f = classify(
-            HandleError::Permanent("insert failed".into()),
-            CallReport {
-                denied: Some("table `x` is not granted".into()),
-                transient: None,
-            },
-        );
-        assert_eq!(f.kind, FailureKind::Denied);
-        assert!(f.message.contains("`x`"));
-        let f = classify(
-            HandleError::Permanent("db".into()),
-            CallReport {
-                denied: None,
-                transient: Some("database is locked".into()),
-            },
-        );
-        assert_eq!(f.kind, FailureKind::HostTransient);
-        let f = classify(
-            HandleError::Retryable("later".into()),
-            CallReport::default(),
-        );
-        assert_eq!(f.kind, FailureKind::Retryable);
     }
 }

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod failure;
 pub mod instance;
 pub mod native;
+pub mod outcome;
 pub mod query;
 
 use std::path::{Path, PathBuf};
@@ -72,13 +73,19 @@ pub enum PluginError {
     },
 }
 
-/// Resource limits of one plugin.
+/// Resource limits of one plugin, and what its sandbox grants beyond the
+/// default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Deadline of one call (`handle`, `migrate`, `metadata`).
+    /// Deadline of one call (`handle`, `migrate`, `metadata`, a query),
+    /// host calls included.
     pub timeout: Duration,
-    /// Linear memory cap of one instance, in bytes.
+    /// Linear memory cap of one instance, in bytes; also the most host
+    /// memory one call's query results may take, and the longest value.
     pub memory_bytes: usize,
+    /// Whether the plugin reads the host's real clock (`clock = "host"`)
+    /// instead of the event's time.
+    pub host_clock: bool,
 }
 
 impl Default for Limits {
@@ -86,6 +93,7 @@ impl Default for Limits {
         Self {
             timeout: Duration::from_millis(1_000),
             memory_bytes: 64 << 20,
+            host_clock: false,
         }
     }
 }
@@ -209,11 +217,16 @@ impl PluginHost {
         let mut store = new_store(
             &self.engine,
             &name,
+            &digest,
             None,
             AuthScope::default(),
             &grant,
             limits,
             crate::host::held::Output::new(Arc::clone(&name)),
+        );
+        store.data_mut().call.begin(
+            crate::host::call::Purpose::Load,
+            Some(std::time::Instant::now() + limits.timeout),
         );
         let metadata = pre
             .instantiate(&mut store)
@@ -249,17 +262,27 @@ impl PluginHost {
 }
 
 /// A fresh wasmtime store for one instance of a plugin.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "every part of a plugin's sandbox, named"
+)]
 fn new_store(
     engine: &Engine,
     name: &Arc<str>,
+    digest: &str,
     conn: Option<crate::store::SharedConn>,
     scope: AuthScope,
     grant: &Arc<Grant>,
     limits: Limits,
     output: crate::host::held::Output,
 ) -> Store<HostState> {
-    let ctx = StoreCtx::new(conn, scope, Arc::clone(grant));
-    let state = HostState::new(Arc::clone(name), ctx, limits.memory_bytes, output);
+    let ctx = StoreCtx::new(conn, scope, Arc::clone(grant), limits.memory_bytes);
+    let call = crate::host::call::CallContext::new(
+        digest.into(),
+        limits.host_clock,
+        limits.memory_bytes as u64,
+    );
+    let state = HostState::new(Arc::clone(name), ctx, limits.memory_bytes, output, call);
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
     store.epoch_deadline_trap();

@@ -4,7 +4,9 @@
 //! Envelope: `type` (string, required), `payload` (any JSON value, required;
 //! handed to the plugin as its exact UTF-8 JSON text), `key` (string),
 //! `headers` (object of strings), `offset` (integer ≥ 0; default: the line
-//! number, counting from 1). Unknown fields are ignored. Blank lines are
+//! number, counting from 1), `timestamp_ms` (integer, milliseconds since
+//! the Unix epoch: the event's time, which a plugin's clock reads). Unknown
+//! fields are ignored. Blank lines are
 //! not events. A line that is not valid UTF-8 or not a valid envelope is
 //! recorded as a dead letter (class `malformed-envelope`) with its raw bytes
 //! and its line number in the message, and the replay goes on.
@@ -35,6 +37,8 @@ struct Envelope<'a> {
     headers: Option<BTreeMap<String, String>>,
     #[serde(default)]
     offset: Option<i64>,
+    #[serde(default)]
+    timestamp_ms: Option<i64>,
 }
 
 /// One line of the file: an event, or why it is not one.
@@ -103,7 +107,7 @@ pub fn parse_line(source: &Arc<str>, number: u64, bytes: &[u8]) -> Line {
             .into_iter()
             .map(|(k, v)| (k, v.into_bytes()))
             .collect(),
-        timestamp_ms: None,
+        timestamp_ms: env.timestamp_ms,
         rejected: None,
     })
 }

@@ -16,6 +16,7 @@ pub mod history;
 pub mod outbox;
 pub mod registry;
 pub mod schema;
+pub mod sql_scan;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
 use serde::Deserialize;
 
-pub use authorizer::{AuthScope, Grant};
+pub use authorizer::{AuthScope, Created, Finished, Grant};
 pub use checkpoint::Checkpoint;
 pub use dead_letter::{DeadLetter, NewDeadLetter};
 

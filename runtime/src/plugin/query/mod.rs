@@ -22,6 +22,7 @@ use convert::{describe, param_value};
 use super::failure::{Failure, FailureKind};
 use super::{LoadedPlugin, engine, new_store};
 use crate::host::HostState;
+use crate::host::call::Purpose;
 use crate::store::{AuthScope, Grant, SharedConn};
 
 /// One query function as declared.
@@ -141,6 +142,7 @@ impl QueryInstance {
         let mut store = new_store(
             &plugin.engine,
             &plugin.name,
+            &plugin.digest,
             Some(Arc::clone(&conn)),
             scope,
             &grant,
@@ -204,40 +206,35 @@ impl QueryInstance {
         }
         let mut results = vec![Val::Bool(false); ty.results().len()];
         let fail = |f: Failure| QueryError::Failed(f);
+        let timeout = self.plugin.limits.timeout;
+        let deadline = std::time::Instant::now() + timeout;
         {
             let data = self.store.data_mut();
             data.limiter.reset();
-            data.store.begin_call();
+            data.call
+                .begin(Purpose::Query(name.to_owned()), Some(deadline));
+            data.store.begin_call(Some(deadline));
         }
         self.store
-            .set_epoch_deadline(engine::deadline_ticks(self.plugin.limits.timeout));
+            .set_epoch_deadline(engine::deadline_ticks(timeout));
         // One snapshot per call: a read transaction around it.
         let _ = self.conn.lock().execute_batch("BEGIN");
         let called = func.call(&mut self.store, &args, &mut results);
         let _ = self.conn.lock().execute_batch("ROLLBACK");
         let report = self.store.data_mut().store.end_call();
         if let Err(e) = called {
-            let data = self.store.data();
-            let failure = if let Some(asked) = data.limiter.exceeded() {
-                Failure::new(
-                    FailureKind::Memory,
-                    format!("memory cap exceeded: the query asked for {asked} bytes"),
-                )
-            } else if matches!(
-                e.downcast_ref::<wasmtime::Trap>(),
-                Some(wasmtime::Trap::Interrupt)
-            ) {
-                Failure::new(
-                    FailureKind::Timeout,
-                    format!(
-                        "deadline exceeded: the query ran longer than {} ms",
-                        self.plugin.limits.timeout.as_millis()
-                    ),
-                )
-            } else {
-                Failure::new(FailureKind::Trap, format!("{e:#}"))
-            };
-            return Err(fail(failure));
+            return Err(fail(super::outcome::stopped(
+                self.store.data(),
+                &e,
+                report,
+                timeout,
+            )));
+        }
+        if report.timeout.is_some() {
+            return Err(fail(super::outcome::deadline_exceeded(timeout)));
+        }
+        if let Some(m) = report.memory {
+            return Err(fail(Failure::new(FailureKind::Memory, m)));
         }
         if let Some(denied) = report.denied {
             return Err(fail(Failure::new(FailureKind::Denied, denied)));

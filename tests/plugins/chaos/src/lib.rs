@@ -12,7 +12,8 @@
 //! - `Retryable` / `Permanent`: returns that error;
 //! - `FailTimes`: fails with a retryable error the first `"times"` times it
 //!   sees an offset (counted in instance memory), then appends;
-//! - `Slow`: spins for `"ms"` milliseconds (host clock), then appends;
+//! - `Slow`: spins for `"ms"` milliseconds (monotonic clock: real time,
+//!   unlike the wall clock, which reads the event's time), then appends;
 //! - `Skip`: skipped with a reason;
 //! - `Say`: logs `said <offset>` through the `log` interface and prints
 //!   `printed <offset>` to stdout, then appends.
@@ -130,9 +131,9 @@ impl Projection for Chaos {
                 append(store, event)
             }
             "Slow" => {
-                let ms = field(event, "ms").and_then(|v| v.as_i64()).unwrap_or(10);
-                let until = ferry_sdk::bindings::ferry::plugin::clock::now_ms() + ms;
-                while ferry_sdk::bindings::ferry::plugin::clock::now_ms() < until {}
+                let ms = field(event, "ms").and_then(|v| v.as_u64()).unwrap_or(10);
+                let started = std::time::Instant::now();
+                while started.elapsed() < std::time::Duration::from_millis(ms) {}
                 append(store, event)
             }
             "Skip" => Ok(Handled::Skipped("chaos skips this".into())),

@@ -1,99 +1,60 @@
 //! `ferry-bench`'s command line.
 
-use anyhow::Context as _;
+use clap::Parser;
 
-/// What to run.
-#[derive(Debug, Clone)]
+/// ferry against the naive per-event loop and against itself, side by side
+/// in one run, on librdkafka's mock cluster and (with `--kafka`) on Apache
+/// Kafka. Scenarios: 0 raw consume, 1 naive loop, 2 ferry native, 3 ferry
+/// Wasm, 4 ferry run, 5 latency at offered load, 6 swap pause, 7 raw consume
+/// + ferry Wasm's apply time per event (needs 3).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "ferry-bench", version)]
 pub struct Args {
-    /// Events of the pre-produced topic.
+    /// Events of the pre-produced topic (at most 160000: librdkafka's mock
+    /// cluster keeps only ~5 MB per partition).
+    #[arg(long, default_value_t = 120_000)]
     pub events: u64,
     /// Distinct games (keys).
+    #[arg(long, default_value_t = 10_000)]
     pub keys: u64,
     /// Runs of each scenario (medians are reported).
+    #[arg(long, default_value_t = 5)]
     pub runs: usize,
     /// Events of the naive loop (slow: a commit each).
+    #[arg(long, default_value_t = 2_000)]
     pub naive_events: u64,
     /// `pipeline.batch_size` of ferry's scenarios.
+    #[arg(long, default_value_t = 5_000)]
     pub batch: usize,
     /// `pipeline.linger_ms`.
+    #[arg(long, default_value_t = 5)]
     pub linger: u64,
     /// Offered load of the latency scenario, events/s.
+    #[arg(long, default_value_t = 100_000)]
     pub rate: u64,
     /// Seconds of offered load per latency run.
+    #[arg(long, default_value_t = 4.0)]
     pub seconds: f64,
     /// Swaps of the swap scenario.
+    #[arg(long, default_value_t = 20)]
     pub swaps: usize,
-    /// Only these scenario numbers (comma-separated; see `--help`).
+    /// Only these scenario numbers (comma-separated).
+    #[arg(long, value_delimiter = ',')]
     pub only: Option<Vec<usize>>,
     /// Instead of the scenarios: consume this many events with `ferry run`
     /// and sample its memory.
+    #[arg(long)]
     pub soak: Option<u64>,
+    /// An Apache Kafka broker (`host:port`): scenarios 0 to 4 also run
+    /// against it, next to the mock cluster (`scripts/bench` starts one
+    /// unless `--no-kafka`).
+    #[arg(long)]
+    pub kafka: Option<String>,
 }
 
-/// The help text.
-pub const USAGE: &str = "usage: ferry-bench [--events N (120000)] [--keys K (10000)] [--runs R (5)]
-                   [--naive-events M (2000)] [--batch B (5000)] [--linger MS (5)]
-                   [--rate EVENTS_PER_S (100000)] [--seconds S (4)] [--swaps N (20)]
-                   [--only 0,1,…] [--soak N]
-scenarios: 0 raw consume, 1 naive loop, 2 ferry native, 3 ferry Wasm, 4 ferry run,
-           5 latency at offered load, 6 swap pause,
-           7 raw consume + ferry Wasm's apply time per event (needs 3)";
-
-/// Parses `std::env::args`.
+/// Parses `std::env::args`, checking what clap cannot.
 pub fn parse() -> anyhow::Result<Args> {
-    let mut a = Args {
-        events: 120_000,
-        keys: 10_000,
-        runs: 5,
-        naive_events: 2_000,
-        batch: 5_000,
-        linger: 5,
-        rate: 100_000,
-        seconds: 4.0,
-        swaps: 20,
-        only: None,
-        soak: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || -> anyhow::Result<String> {
-            it.next().with_context(|| format!("{flag} needs a value"))
-        };
-        let num = |v: String| -> anyhow::Result<u64> {
-            v.parse()
-                .with_context(|| format!("{flag} needs a number, not {v}"))
-        };
-        match flag.as_str() {
-            "--events" => a.events = num(value()?)?,
-            "--keys" => a.keys = num(value()?)?,
-            "--runs" => a.runs = usize::try_from(num(value()?)?)?,
-            "--naive-events" => a.naive_events = num(value()?)?,
-            "--batch" => a.batch = usize::try_from(num(value()?)?)?,
-            "--linger" => a.linger = num(value()?)?,
-            "--rate" => a.rate = num(value()?)?,
-            "--seconds" => a.seconds = value()?.parse().context("--seconds needs a number")?,
-            "--swaps" => a.swaps = usize::try_from(num(value()?)?)?,
-            "--soak" => a.soak = Some(num(value()?)?),
-            "--only" => {
-                a.only = Some(
-                    value()?
-                        .split(',')
-                        .map(|x| {
-                            x.trim()
-                                .parse::<usize>()
-                                .context("--only takes scenario numbers")
-                        })
-                        .collect::<anyhow::Result<_>>()?,
-                );
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => anyhow::bail!("unknown argument {other}\n{USAGE}"),
-        }
-    }
-    // The mock cluster keeps only about 5 MB per partition.
+    let mut a = Args::parse();
     anyhow::ensure!(
         a.events <= 160_000,
         "--events must be at most 160000: librdkafka's mock cluster keeps only ~5 MB per partition (use --soak for long runs)"
@@ -110,5 +71,21 @@ impl Args {
     /// Whether scenario `i` runs.
     pub fn wants(&self, i: usize) -> bool {
         self.only.as_ref().is_none_or(|o| o.contains(&i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse_with_their_defaults() {
+        let a = Args::try_parse_from(["ferry-bench", "--only", "0,3", "--kafka", "127.0.0.1:9092"])
+            .expect("parse");
+        assert_eq!(a.only, Some(vec![0, 3]));
+        assert!(a.wants(3) && !a.wants(1));
+        assert_eq!((a.events, a.runs), (120_000, 5));
+        assert_eq!(a.kafka.as_deref(), Some("127.0.0.1:9092"));
+        assert!(Args::try_parse_from(["ferry-bench", "--nope"]).is_err());
     }
 }

@@ -61,6 +61,9 @@ fn command(a: &Args) -> String {
             o.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
         ));
     }
+    if a.kafka.is_none() {
+        c.push_str(" --no-kafka");
+    }
     c
 }
 
@@ -75,7 +78,7 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
 pub fn print(
     args: &Args,
     machine: &str,
-    rows: &[Row],
+    tables: &[(&str, &[Row])],
     latencies: &[Vec<LatencySample>; 3],
     swaps: &[SwapSample],
 ) {
@@ -87,8 +90,22 @@ pub fn print(
         args.runs
     );
     println!();
-    if rows.iter().any(|r| !r.samples.is_empty()) {
-        print_throughput(rows);
+    for (broker, rows) in tables {
+        if rows.iter().any(|r| !r.samples.is_empty()) {
+            println!("### Throughput on {broker}");
+            println!();
+            print_throughput(rows);
+            println!();
+        }
+    }
+    if let [(_, mock), (_, kafka)] = tables {
+        let rate = |rows: &[Row], i: usize| rows.get(i).and_then(Row::rate);
+        println!(
+            "- Apache Kafka / mock cluster: raw consume **{}**, ferry in process (Wasm) **{}**, `ferry run` **{}**",
+            ratio(rate(kafka, 0), rate(mock, 0)),
+            ratio(rate(kafka, 3), rate(mock, 3)),
+            ratio(rate(kafka, 4), rate(mock, 4)),
+        );
     }
     if latencies.iter().any(|l| !l.is_empty()) {
         println!();
@@ -206,7 +223,7 @@ fn print_throughput(rows: &[Row]) {
         ratio(rate(3), rate(5))
     );
     println!(
-        "- CPU of in-process runs includes the mock broker's threads (same process); `ferry run`'s is the child's own."
+        "- CPU of in-process runs includes librdkafka's threads (and, on the mock cluster, the broker's: same process); `ferry run`'s is the child's own. Apache Kafka's JVM runs beside it on the same cores."
     );
 }
 

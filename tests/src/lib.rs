@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod apache;
 pub mod feed;
 pub mod games;
 pub mod kafka;

@@ -46,11 +46,19 @@ impl Status {
     /// failing, and every lag is known and at most `ready_max_lag`.
     pub fn ready(&self) -> Result<(), String> {
         self.live()?;
+        let sources: Vec<String> = self
+            .source_problems()
+            .into_iter()
+            .map(|(s, why)| format!("source `{s}`: {why}"))
+            .collect();
         let parts = self.partitions.lock();
         if parts.is_empty() {
-            return Err("no partition is assigned yet".to_owned());
+            return Err(match sources.is_empty() {
+                true => "no partition is assigned yet".to_owned(),
+                false => format!("no partition is assigned yet; {}", sources.join("; ")),
+            });
         }
-        let mut problems = Vec::new();
+        let mut problems = sources;
         for p in parts.iter() {
             let name = format!("{}/{}", p.source, p.partition);
             match (p.state.as_str(), p.lag) {

@@ -99,6 +99,7 @@ pub struct Status {
     pub(super) last_commit_ms: AtomicU64,
     pub(super) partitions: Mutex<Vec<PartitionView>>,
     sources: Mutex<Vec<SourceView>>,
+    source_problems: Mutex<Vec<(String, String)>>,
     plugins: Mutex<Vec<PluginInfo>>,
     components: Mutex<HashMap<String, Component>>,
     refusals: Mutex<HashMap<String, Refusal>>,
@@ -131,6 +132,7 @@ impl Status {
             last_commit_ms: AtomicU64::new(0),
             partitions: Mutex::new(Vec::new()),
             sources: Mutex::new(Vec::new()),
+            source_problems: Mutex::new(Vec::new()),
             plugins: Mutex::new(Vec::new()),
             components: Mutex::new(HashMap::new()),
             refusals: Mutex::new(HashMap::new()),
@@ -182,6 +184,16 @@ impl Status {
             }
         }
         self.commits.send_modify(|n| *n += 1);
+    }
+
+    /// What keeps each source from consuming right now: `(source, why)`.
+    pub fn set_source_problems(&self, problems: Vec<(String, String)>) {
+        *self.source_problems.lock() = problems;
+    }
+
+    /// The sources' current problems, `(source, why)`.
+    pub fn source_problems(&self) -> Vec<(String, String)> {
+        self.source_problems.lock().clone()
     }
 
     /// Sets the checkpoints known at start (before any batch).

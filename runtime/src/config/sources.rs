@@ -111,7 +111,7 @@ pub enum OutOfRange {
 }
 
 /// librdkafka properties ferry owns and refuses in the pass-through table.
-pub const FORBIDDEN_LIBRDKAFKA: [(&str, &str); 5] = [
+pub const FORBIDDEN_LIBRDKAFKA: [(&str, &str); 6] = [
     (
         "enable.auto.commit",
         "ferry commits offsets itself, only after the SQLite commit",
@@ -123,6 +123,10 @@ pub const FORBIDDEN_LIBRDKAFKA: [(&str, &str); 5] = [
     ("group.id", "use the source's `group_id`"),
     ("bootstrap.servers", "use the source's `brokers`"),
     ("metadata.broker.list", "use the source's `brokers`"),
+    (
+        "isolation.level",
+        "ferry reads `read_committed`: records of aborted transactions are never applied",
+    ),
 ];
 
 /// `kind = "kafka"`.
@@ -171,8 +175,9 @@ pub struct KafkaSourceConfig {
     pub dead_letter_topic: Option<String>,
     /// Extra librdkafka client properties (security, timeouts, fetch
     /// sizes), passed through as they are. `enable.auto.commit`,
-    /// `enable.auto.offset.store`, `group.id` and `bootstrap.servers` are
-    /// refused: ferry owns them.
+    /// `enable.auto.offset.store`, `group.id`, `bootstrap.servers` and
+    /// `isolation.level` (always `read_committed`) are refused: ferry owns
+    /// them.
     #[serde(default)]
     pub librdkafka: std::collections::BTreeMap<String, String>,
 }

@@ -103,6 +103,18 @@ fn run_inner(launch: Launch, control: &Arc<Control>, inbox: Inbox) -> anyhow::Re
     }
     let status = Arc::clone(&control.status);
     let db_path = control.db_path.clone();
+    // The API first: health answers (ferry is starting, a broker cannot be
+    // reached) from the first moment, whatever the sources are doing.
+    let api = if serve_api {
+        let server = ApiServer::start(&config.api.listen, Arc::clone(control))?;
+        if announce {
+            println!("HTTP API listening on http://{}", server.addr());
+        }
+        *control.api_addr.lock() = Some(server.addr());
+        Some(server)
+    } else {
+        None
+    };
     let host = Arc::new(
         PluginHost::new(config.component_cache_dir(&db_path))
             .context("starting the WebAssembly engine")?,
@@ -134,16 +146,6 @@ fn run_inner(launch: Launch, control: &Arc<Control>, inbox: Inbox) -> anyhow::Re
         .into_iter()
         .map(|c| ((c.source, c.partition), c.offset));
     status.set_checkpoints(known);
-    let api = if serve_api {
-        let server = ApiServer::start(&config.api.listen, Arc::clone(control))?;
-        if announce {
-            println!("HTTP API listening on http://{}", server.addr());
-        }
-        *control.api_addr.lock() = Some(server.addr());
-        Some(server)
-    } else {
-        None
-    };
     let shared_config = Arc::new(Mutex::new(config.clone()));
     let deployer = deploy::Deployer::start(
         deploy::Context {
@@ -266,6 +268,12 @@ pub(crate) fn publish_plugins(status: &Status, pipeline: &Pipeline) {
 }
 
 fn publish_partitions(status: &Status, pipeline: &mut Pipeline, sources: &[Box<dyn Source>]) {
+    status.set_source_problems(
+        sources
+            .iter()
+            .filter_map(|s| s.problem().map(|p| (s.name().to_owned(), p)))
+            .collect(),
+    );
     let mut views = Vec::new();
     for s in sources {
         for p in s.partitions(&mut |k| pipeline.checkpoint(k).ok().flatten()) {

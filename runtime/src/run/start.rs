@@ -138,8 +138,12 @@ fn start_embedded(
             topics.join(", "),
             config.embedded.partitions
         );
+        // librdkafka's mock broker speaks ApiVersions up to v2 and answers
+        // a newer one in a form that kafka-python 3 and the Java client
+        // 4.x cannot read, so the hint names a librdkafka-based client
+        // (tested: `tests/tests/apache_kafka.rs`).
         println!(
-            "  produce to it with any Kafka client, e.g. kafka-python: KafkaProducer(bootstrap_servers=\"{}\")",
+            "  produce to it with a librdkafka-based client, e.g. confluent-kafka (Python): Producer({{\"bootstrap.servers\": \"{}\"}})",
             e.bootstrap()
         );
     }

@@ -72,6 +72,12 @@ pub trait Source: Send {
 
     /// Stops consuming (commits what is durable, leaves the group).
     fn close(self: Box<Self>);
+
+    /// What keeps the source from consuming right now (its brokers cannot
+    /// be reached, a topic is missing), in words; `None` when nothing.
+    fn problem(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A partition's state.

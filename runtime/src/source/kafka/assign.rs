@@ -25,16 +25,24 @@ impl KafkaSource {
             {
                 Ok(md) => md,
                 Err(e) => {
-                    tracing::warn!(source = %self.config.name, topic, error = %e,
-                        "Reading topic metadata failed; ferry tries again shortly.");
+                    self.note_problem(
+                        "metadata",
+                        &format!("reading the metadata of topic `{topic}` failed: {e}"),
+                    );
                     missing = true;
                     continue;
                 }
             };
             for t in md.topics() {
                 if t.error().is_some() || t.partitions().is_empty() {
-                    tracing::warn!(source = %self.config.name, topic, error = ?t.error(),
-                        "The topic does not exist (yet); ferry checks again shortly.");
+                    self.note_problem(
+                        "topic",
+                        &format!(
+                            "topic `{topic}` does not exist (yet): {:?}; ferry checks again every {} s",
+                            t.error(),
+                            MISSING_TOPIC_RETRY.as_secs()
+                        ),
+                    );
                     missing = true;
                     continue;
                 }
@@ -60,6 +68,13 @@ impl KafkaSource {
             } else {
                 DISCOVERY_INTERVAL
             };
+    }
+
+    fn note_problem(&self, kind: &str, text: &str) {
+        match &self.shared.client_log {
+            Some(log) => log.ferry_problem(kind, text),
+            None => tracing::warn!(source = %self.config.name, kind, "{text}"),
+        }
     }
 
     fn assign_all(&mut self, all: &[TopicPartition]) -> anyhow::Result<()> {

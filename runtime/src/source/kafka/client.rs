@@ -49,6 +49,10 @@ pub fn client_config(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
+        // Records of aborted transactions are never delivered, so never
+        // applied; offsets that hold no event (transaction markers) are
+        // passed by the consumer's position (see `status`).
+        .set("isolation.level", "read_committed")
         // An offset out of range is reported to ferry instead of moving
         // the partition: a partition with a checkpoint must never jump
         // (see `out_of_range`); one without starts where
@@ -107,5 +111,6 @@ librdkafka = { "security.protocol" = "ssl", "queued.max.messages.kbytes" = "1024
         assert_eq!(c.get("queued.max.messages.kbytes"), Some("1024"));
         assert_eq!(c.get("group.id"), Some("g"));
         assert_eq!(c.get("auto.offset.reset"), Some("error"));
+        assert_eq!(c.get("isolation.level"), Some("read_committed"));
     }
 }

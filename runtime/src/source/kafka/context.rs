@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::error::KafkaResult;
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -49,6 +51,8 @@ pub struct Shared {
     pub high_watermarks: Mutex<HashMap<TopicPartition, i64>>,
     /// Next offset to commit per partition (durable in SQLite).
     pub durable: Mutex<HashMap<TopicPartition, i64>>,
+    /// librdkafka's problems, summarised (see [`super::client_log`]).
+    pub client_log: Option<super::client_log::ClientLog>,
 }
 
 /// The librdkafka context of a ferry Kafka source.
@@ -71,13 +75,33 @@ pub struct FerryContext {
 
 impl ClientContext for FerryContext {
     fn stats(&self, statistics: Statistics) {
-        let mut hw = self.shared.high_watermarks.lock();
-        for (topic, t) in statistics.topics {
-            for (p, part) in t.partitions {
-                if p >= 0 && part.hi_offset >= 0 {
-                    hw.insert((topic.clone(), p), part.hi_offset);
+        let broker_up = statistics.brokers.values().any(|b| b.state == "UP");
+        {
+            let mut hw = self.shared.high_watermarks.lock();
+            for (topic, t) in statistics.topics {
+                for (p, part) in t.partitions {
+                    if p >= 0 && part.hi_offset >= 0 {
+                        hw.insert((topic.clone(), p), part.hi_offset);
+                    }
                 }
             }
+        }
+        if let Some(log) = &self.shared.client_log {
+            log.tick(broker_up);
+        }
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        match &self.shared.client_log {
+            Some(log) => log.line(level, fac, log_message),
+            None => tracing::debug!(target: "librdkafka", fac, "{log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        match &self.shared.client_log {
+            Some(log) => log.error(&error, reason),
+            None => tracing::error!(target: "librdkafka", error = %error, "{reason}"),
         }
     }
 }

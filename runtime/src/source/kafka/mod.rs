@@ -15,6 +15,7 @@
 
 mod assign;
 pub mod client;
+pub mod client_log;
 pub mod context;
 mod holds;
 mod out_of_range;
@@ -120,7 +121,10 @@ impl KafkaSource {
         db_path: &Path,
         stats_interval_ms: u64,
     ) -> anyhow::Result<Self> {
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            client_log: Some(client_log::ClientLog::new(&config.name, bootstrap)),
+            ..Shared::default()
+        });
         let context = FerryContext {
             source: config.name.clone(),
             db_path: db_path.to_owned(),
@@ -336,6 +340,10 @@ impl Source for KafkaSource {
 
     fn close(self: Box<Self>) {
         KafkaSource::close(*self);
+    }
+
+    fn problem(&self) -> Option<String> {
+        self.shared.client_log.as_ref()?.current()
     }
 }
 

@@ -74,8 +74,14 @@ impl KafkaSource {
                     break;
                 }
                 Some(Err(e)) => {
-                    tracing::warn!(source = %self.config.name, error = %e,
-                        "The Kafka client reported an error; it reconnects and retries by itself.");
+                    match &self.shared.client_log {
+                        Some(log) => log.error(
+                            &e,
+                            "while consuming; the client reconnects and retries by itself",
+                        ),
+                        None => tracing::warn!(source = %self.config.name, error = %e,
+                            "The Kafka client reported an error; it reconnects and retries by itself."),
+                    }
                     if deadline.is_none() {
                         break;
                     }

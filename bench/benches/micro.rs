@@ -14,19 +14,19 @@
 //! `cargo bench -p ferry-bench --bench micro` (build the plugins first:
 //! `scripts/build-plugins`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(clippy::unwrap_used, reason = "a benchmark aborts on a broken setup")]
 
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use ferry::bindings::Value;
+use ferry::bindings::ferry::plugin::store::Host as _;
 use ferry::config::{Config, PipelineConfig};
 use ferry::event::Event;
 use ferry::host::{HostState, StoreCtx};
 use ferry::pipeline::{Pipeline, PluginCode, Stats};
-use ferry::plugin::bindings::Value;
-use ferry::plugin::bindings::ferry::plugin::store::Host as _;
 use ferry::plugin::{Limits, LoadedPlugin, PluginHost, PluginInstance};
 use ferry::store::{Db, Grant, StoreOptions};
 use ferry_bench::native::NativeGames;

@@ -4,7 +4,11 @@
 //!
 //! `batch_n <batches> [keys] [component.wasm]`
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a measurement harness aborts on a broken setup"
+)]
 
 use std::sync::Arc;
 

@@ -3,7 +3,11 @@
 //!
 //! `handle_n <component.wasm> <events> [cache-dir]`
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a measurement harness aborts on a broken setup"
+)]
 
 use std::path::PathBuf;
 use std::sync::Arc;

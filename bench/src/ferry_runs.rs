@@ -103,9 +103,10 @@ pub fn pipeline(
     let (path, db) = write_config(s, dir, name)?;
     let config = Config::load(&path)?;
     let pipeline = match handler {
-        Handler::Wasm => ferry::app::build_pipeline(&config, &db, Arc::new(Stats::default()))?,
+        Handler::Wasm => ferry::run::build_pipeline(&config, &db, Arc::new(Stats::default()))?,
         Handler::Native => {
-            let store = ferry::store::Db::open(&db, &config.store.options())?;
+            let store =
+                ferry::store::Db::open(&db, &ferry::store::StoreOptions::from(&config.store))?;
             Pipeline::new(
                 store,
                 vec![(
@@ -127,7 +128,12 @@ pub fn source(s: &Setup, config: &Config, db: &Path, topic: &str) -> anyhow::Res
     };
     let mut k = k.clone();
     k.topics = vec![topic.to_owned()];
-    KafkaSource::start(&k, &s.bootstrap, db, 1_000)
+    KafkaSource::start(
+        &k,
+        &s.bootstrap,
+        std::sync::Arc::new(ferry::run::ports::StorePositions::new(db.to_owned())),
+        1_000,
+    )
 }
 
 /// ferry in this process: Kafka source → plugin (Wasm or native) →
@@ -221,7 +227,10 @@ pub fn end_to_end(s: &Setup, ferry: &Path, total: u64, dir: &Path) -> anyhow::Re
     })
 }
 
-#[allow(unsafe_code)]
+#[expect(
+    unsafe_code,
+    reason = "kill(2) and wait4(2) on the benchmark's own child"
+)]
 pub fn interrupt_and_reap(pid: libc::pid_t) -> anyhow::Result<libc::rusage> {
     // SAFETY: kill(2) and wait4(2) on our own child; the rusage struct is
     // owned and zeroed.

@@ -134,7 +134,7 @@ pub fn run(
             }
         }
         applied += (report.applied + report.skipped) as u64;
-        src.after_batch(&report);
+        src.after_batch(&report.delivery);
     }
     let wall = started.elapsed().as_secs_f64();
     producer.finish()?;

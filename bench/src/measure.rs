@@ -7,7 +7,7 @@ pub fn cpu_self() -> Duration {
     rusage_cpu(libc::RUSAGE_SELF)
 }
 
-#[allow(unsafe_code)]
+#[expect(unsafe_code, reason = "getrusage(2) has no safe wrapper in std")]
 fn rusage_cpu(who: libc::c_int) -> Duration {
     // SAFETY: getrusage writes into the zeroed struct we own.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };

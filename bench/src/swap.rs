@@ -117,7 +117,7 @@ pub fn run(
         let report = pipeline.apply_fenced(&events, &fences)?;
         applied += (report.applied + report.skipped) as u64;
         commits.push((Instant::now(), applied));
-        src.after_batch(&report);
+        src.after_batch(&report.delivery);
     }
     producer.finish()?;
     src.close();

@@ -27,7 +27,7 @@ pub struct Event {
     /// pipeline records it as a dead letter with this failure, in the
     /// transaction that moves the checkpoint past it, without calling a
     /// plugin.
-    pub rejected: Option<crate::plugin::Failure>,
+    pub rejected: Option<crate::failure::Failure>,
 }
 
 /// Where an event is: `source/partition@offset`, formatted only when shown.

@@ -5,28 +5,44 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: `config.toml` structs and validation.
-//! - [`event`]: the host's event type.
-//! - [`router`]: event type extraction and routing to plugins.
-//! - [`pipeline`]: batch → route → handle → checkpoint → commit; retries,
-//!   dead letters, counters.
-//! - [`plugin`]: wasmtime engine, loading and validating components,
-//!   compiled-component cache, instances with deadlines and memory caps.
+//! From the bottom up; a module imports only from the layers below it (a
+//! test, `tests/tests/it/architecture.rs`, reads every `crate::` path and
+//! keeps this true: no cycle between top-level modules, `source` imports
+//! neither `store` nor `plugin`, `store` imports neither `plugin`,
+//! `pipeline` nor `source`, `api` never imports `run`).
+//!
+//! - Plain types, importing nothing of ferry but each other:
+//!   [`event`] (the host's event), [`failure`] (how an event failed, the
+//!   text limit), [`delivery`] (checkpoint keys, fences, verdicts a source
+//!   follows), [`backoff`] (retry delays).
+//! - [`bindings`]: the generated WIT bindings, a neutral home for the host
+//!   and the plugin loader.
+//! - [`config`]: `config.toml` structs by section; `validate()` lists every
+//!   problem.
+//! - [`store`]: SQLite, every statement on ferry's tables: transactions,
+//!   checkpoints, dead letters, outbox, registry, history, fences, the
+//!   authorizer, rebuild's cut-over.
 //! - [`host`]: one module per WIT interface the host provides (`store`,
-//!   `log`, `clock`) plus WASI stdio into the log.
-//! - [`store`]: SQLite: transactions, checkpoints, dead letters, plugin
-//!   registry, the authorizer.
-//! - [`source`]: event sources (`replay`, `kafka`, `http_feed`, the
-//!   `embedded` broker).
-//! - [`run`]: the run loop (batches, control requests between them, the
-//!   deploy worker and the plugin file watcher).
-//! - [`runtime`]: the embedding API, [`Runtime`].
+//!   `log`, `clock`), WASI shadowed and stdio into the log, the call's
+//!   deadline and memory cap.
+//! - [`plugin`]: wasmtime engine, loading and validating components,
+//!   compiled-component cache, native projections, query functions.
+//! - [`pipeline`]: batch → route → handle → checkpoint → commit; retries,
+//!   dead letters, the flood guard, swaps and probation, counters. The only
+//!   committer.
+//! - [`source`]: event sources behind one trait (`kafka`, `http_feed`,
+//!   `replay`; the `embedded` broker), built by one factory; positions and
+//!   the dead-letter outbox come through ports, never SQLite.
+//! - [`control`]: the loop's published status and the commands an operator
+//!   can send; used by `api` and the embedding handle, importing neither.
 //! - [`api`]: the HTTP API (health, metrics, sources, plugins, dead
 //!   letters, the read API).
-//! - [`rebuild`]: re-projecting a plugin's tables into a shadow copy and
-//!   cutting over.
-//! - [`app`]: assembling a pipeline from a config.
-//! - [`cli`]: the `ferry` command line.
+//! - [`run`]: the run loop wiring sources, pipeline, control and the API;
+//!   rebuild, replay, the deploy worker, the file watcher, and the
+//!   embedding API ([`Runtime`], [`RuntimeHandle`]).
+//!
+//! The `ferry` binary (`src/bin/ferry/`) is the command line over this
+//! public API.
 //!
 //! # Features
 //!
@@ -38,17 +54,17 @@
 //! http-feed`.
 
 pub mod api;
-pub mod app;
-pub mod cli;
+pub mod backoff;
+pub mod bindings;
 pub mod config;
+pub mod control;
+pub mod delivery;
 pub mod event;
+pub mod failure;
 pub mod host;
 pub mod pipeline;
 pub mod plugin;
-pub mod rebuild;
-pub mod router;
 pub mod run;
-pub mod runtime;
 pub mod source;
 pub mod store;
 
@@ -56,4 +72,4 @@ pub use config::Config;
 pub use event::Event;
 pub use pipeline::Pipeline;
 pub use plugin::NativeProjection;
-pub use runtime::{Runtime, RuntimeBuilder, RuntimeHandle};
+pub use run::{Runtime, RuntimeBuilder, RuntimeHandle};

@@ -1,9 +1,9 @@
 //! `ferry::Runtime` embedded in a host, with the HTTP feed (no broker):
 //! runs in the default build and in the edge build (`--no-default-features
 //! --features http-feed`). Needs `dist/plugins/game_projection.wasm`
-//! (`scripts/build-plugins`).
-
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! (`scripts/build-plugins`). It is a test binary of its own, apart from
+//! `tests/tests/it`, because the edge build compiles ferry with other
+//! features than the test crate does.
 
 #[path = "../examples/support/feed.rs"]
 mod feed;

@@ -72,3 +72,21 @@ pub fn swap_log(conn: &rusqlite::Connection) -> Vec<(i32, i64, String)> {
         .map(|r| r.expect("row"))
         .collect()
 }
+
+/// Produces events `from..from + n` of [`workload`] over `games` ids to
+/// `topic` (game `g` to partition `g % partitions`) and waits for them.
+pub fn produce(bootstrap: &str, topic: &str, partitions: i32, games: u64, from: u64, n: u64) {
+    let p = crate::kafka::Producer::new(bootstrap);
+    let parts = u64::try_from(partitions.max(1)).unwrap_or(1);
+    for i in from..from + n {
+        let (ty, g, payload) = workload(i, games);
+        p.send(
+            topic,
+            i32::try_from(g % parts).unwrap_or(0),
+            ty,
+            &game_id(g),
+            &payload,
+        );
+    }
+    p.flush();
+}

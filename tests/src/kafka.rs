@@ -213,7 +213,7 @@ impl Running {
             std::thread::sleep(Duration::from_millis(20));
         }
         let pid = i32::try_from(self.child.id()).expect("pid");
-        #[allow(unsafe_code)]
+        #[expect(unsafe_code, reason = "kill(2) has no safe wrapper in std")]
         // SAFETY: kill(2) on our own child; no memory is involved.
         unsafe {
             libc::kill(pid, libc::SIGINT);
@@ -357,29 +357,19 @@ pub fn chaos_config(
     topic: &str,
     source_extra: &str,
 ) -> std::path::PathBuf {
-    ws.config(&format!(
-        r#"
-[store]
-path = "ferry.db"
+    crate::ChaosConfig::new()
+        .kafka(bootstrap, topic, source_extra)
+        .write(ws)
+}
 
-[pipeline]
-batch_size = 500
-linger_ms = 10
-
-[[plugins]]
-name = "chaos"
-path = {{chaos}}
-events = ["Append"]
-tables = ["log"]
-
-[[sources]]
-name = "src"
-kind = "kafka"
-brokers = "{bootstrap}"
-topics = ["{topic}"]
-{source_extra}
-"#
-    ))
+/// An in-process mock cluster (librdkafka's) with `topic` of `partitions`.
+pub fn cluster(
+    topic: &str,
+    partitions: i32,
+) -> rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    let c = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    c.create_topic(topic, partitions, 1).expect("topic");
+    c
 }
 
 /// Runs `ferry run --config config` until the checkpoints of `key` are

@@ -5,12 +5,19 @@
 //! Build the plugins and the binary first: `scripts/test` does it, or
 //! `scripts/build-plugins && cargo build -p ferry`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail the test by panicking"
+)]
 
 pub mod apache;
+pub mod chaos;
 pub mod feed;
 pub mod games;
 pub mod kafka;
+
+pub use chaos::ChaosConfig;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -160,7 +167,39 @@ impl Output {
 
 /// Runs a command to completion, killing it after `limit`.
 pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
-    run_measured(cmd, limit).0
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut s);
+            }
+            String::from_utf8_lossy(&s).into_owned()
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status = wait_bounded(&mut child, limit);
+    Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
 }
 
 /// What a child process cost: wall time and peak resident memory.
@@ -173,70 +212,58 @@ pub struct Usage {
 }
 
 /// [`run_bounded`], also measuring the child's wall time and peak RSS.
+/// The child is started by `ferry-measure` (a binary of this crate), so
+/// that its peak RSS does not include this test process's own memory.
 pub fn run_measured(cmd: &mut Command, limit: Duration) -> (Output, Usage) {
     use std::os::unix::process::ExitStatusExt;
-    let started = Instant::now();
-    #[expect(
-        clippy::zombie_processes,
-        reason = "the child is reaped by wait4 below, which also reads its rusage"
-    )]
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let t_out = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        String::from_utf8_lossy(&s).into_owned()
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        String::from_utf8_lossy(&s).into_owned()
-    });
-    let pid = i32::try_from(child.id()).expect("pid");
-    let deadline = started + limit;
-    let (status, usage) = loop {
-        let mut raw = 0;
-        #[expect(
-            unsafe_code,
-            reason = "wait4(2) is the only way to read a child's rusage"
-        )]
-        // SAFETY: wait4 on a pid we spawned, writing into our own locals.
-        let (reaped, rusage) = unsafe {
-            let mut ru: libc::rusage = std::mem::zeroed();
-            let flags = if Instant::now() >= deadline {
-                libc::kill(pid, libc::SIGKILL);
-                0
-            } else {
-                libc::WNOHANG
-            };
-            (libc::wait4(pid, &mut raw, flags, &mut ru), ru)
+    let exe = std::env::current_exe().expect("current exe");
+    let helper = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .join("ferry-measure");
+    assert!(helper.exists(), "{} is missing", helper.display());
+    let report = tempfile::NamedTempFile::new().expect("report file");
+    let mut wrapped = Command::new(helper);
+    wrapped
+        .arg(report.path())
+        .arg(limit.as_millis().to_string())
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
         };
-        if reaped == pid {
-            let status = ExitStatus::from_raw(raw);
-            let killed = status.signal() == Some(libc::SIGKILL) && Instant::now() >= deadline;
-            break (
-                (!killed).then_some(status),
-                Usage {
-                    wall: started.elapsed(),
-                    max_rss: u64::try_from(rusage.ru_maxrss).unwrap_or(0) * 1024,
-                },
-            );
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    let out = run_bounded(&mut wrapped, limit + Duration::from_secs(30));
+    let text = std::fs::read_to_string(report.path()).unwrap_or_default();
+    let field = |name: &str| {
+        text.split_whitespace()
+            .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+            .map(str::to_owned)
     };
+    assert!(
+        out.status.is_some_and(|s| s.success()) && field("status").is_some(),
+        "ferry-measure failed: {out:#?} report {text:?}"
+    );
+    let status = field("status")
+        .and_then(|s| s.parse::<i32>().ok())
+        .map(ExitStatus::from_raw);
+    let number = |name: &str| field(name).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
     (
         Output {
             status,
-            stdout: t_out.join().unwrap_or_default(),
-            stderr: t_err.join().unwrap_or_default(),
+            stdout: out.stdout,
+            stderr: out.stderr,
         },
-        usage,
+        Usage {
+            wall: Duration::from_millis(number("wall_ms")),
+            max_rss: number("maxrss_kib") * 1024,
+        },
     )
 }
 
@@ -259,7 +286,7 @@ pub fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
 /// Sends SIGKILL to a child process.
 pub fn sigkill(child: &Child) {
     let pid = i32::try_from(child.id()).expect("pid");
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "kill(2) has no safe wrapper in std")]
     // SAFETY: kill(2) with a pid we spawned and own; no memory is involved.
     unsafe {
         libc::kill(pid, libc::SIGKILL);
@@ -380,7 +407,7 @@ pub fn http_request(
 /// Sends `signal` to a child process.
 pub fn signal(child: &Child, signal: i32) {
     let pid = i32::try_from(child.id()).expect("pid");
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "kill(2) has no safe wrapper in std")]
     // SAFETY: kill(2) with a pid we spawned and own; no memory is involved.
     unsafe {
         libc::kill(pid, signal);

@@ -67,7 +67,7 @@ pub fn list_games(store: &impl Store, ids: &[String]) -> Result<Vec<GameRow>, St
 }
 
 #[cfg(all(target_arch = "wasm32", feature = "export"))]
-#[allow(unsafe_code)] // the bindings wit-bindgen generates
+#[expect(unsafe_code, reason = "the bindings wit-bindgen generates")]
 mod export {
     wit_bindgen::generate!({
         path: "wit",

@@ -10,8 +10,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::ApiState;
 use super::{answer, authorize, control_error, error};
-use crate::run::{Command, Control, ControlError};
+use crate::control::{Command, Control, ControlError};
 use crate::store::{DeadLetter, dead_letter, open_read_only};
 
 fn summary(d: &DeadLetter) -> serde_json::Value {
@@ -48,7 +49,7 @@ async fn with_db<T: Send + 'static>(
 
 /// `GET /dead-letters[?source=S]`: one summary per dead letter.
 pub(super) async fn list(
-    State(c): State<Arc<Control>>,
+    State(c): State<Arc<ApiState>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let source = q.get("source").cloned();
@@ -64,7 +65,7 @@ pub(super) async fn list(
 
 /// `GET /dead-letters/{id}`: everything recorded, payload as text (or
 /// base16 when not UTF-8).
-pub(super) async fn show(State(c): State<Arc<Control>>, Path(id): Path<i64>) -> Response {
+pub(super) async fn show(State(c): State<Arc<ApiState>>, Path(id): Path<i64>) -> Response {
     match with_db(&c, move |conn| {
         dead_letter::get(conn, id).map_err(|e| e.to_string())
     })
@@ -120,7 +121,7 @@ async fn redrive(c: &Control, ids: Vec<i64>) -> Response {
 
 /// `POST /dead-letters/{id}/retry`.
 pub(super) async fn retry_one(
-    State(c): State<Arc<Control>>,
+    State(c): State<Arc<ApiState>>,
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> Response {
@@ -149,7 +150,7 @@ pub(super) struct RetryMany {
 /// "source": …}`: retried in offset order per key; a key whose dead letter
 /// fails again holds back its later ones.
 pub(super) async fn retry_many(
-    State(c): State<Arc<Control>>,
+    State(c): State<Arc<ApiState>>,
     headers: HeaderMap,
     body: axum::Json<RetryMany>,
 ) -> Response {
@@ -177,7 +178,7 @@ pub(super) async fn retry_many(
 
 /// `DELETE /dead-letters/{id}`.
 pub(super) async fn purge(
-    State(c): State<Arc<Control>>,
+    State(c): State<Arc<ApiState>>,
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> Response {

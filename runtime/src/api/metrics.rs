@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::status::Status;
+use crate::control::Status;
 use crate::pipeline::Outcome;
 
 /// Escapes a label value.

@@ -8,12 +8,10 @@
 //! between batches, queries run on read-only connections off the reactor.
 
 mod dead_letters;
-mod health;
 pub mod metrics;
 mod ops;
 mod plugins;
 pub mod query;
-pub mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,9 +24,26 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::run::{Control, ControlError, ControlErrorKind};
+use crate::control::{Control, ControlError, ControlErrorKind};
 
-pub use status::{PartitionView, Phase, PluginView, Refusal, SourceView, Status, StreamView};
+pub use crate::control::{
+    PartitionView, Phase, PluginView, Refusal, SourceView, Status, StreamView,
+};
+
+/// What every handler sees: the loop's [`Control`] (status, commands) and
+/// the API's own pool of query instances.
+pub(crate) struct ApiState {
+    control: Arc<Control>,
+    queries: query::QueryPool,
+}
+
+impl std::ops::Deref for ApiState {
+    type Target = Control;
+
+    fn deref(&self) -> &Control {
+        &self.control
+    }
+}
 
 /// A running API server; dropping it shuts the listener down.
 #[derive(Debug)]
@@ -106,6 +121,10 @@ impl Drop for ApiServer {
 fn router(control: Arc<Control>) -> Router {
     let max_upload =
         usize::try_from(control.api.max_upload_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    let state = Arc::new(ApiState {
+        control,
+        queries: query::QueryPool::default(),
+    });
     Router::new()
         .route("/health/live", get(ops::live))
         .route("/health/ready", get(ops::ready))
@@ -126,7 +145,7 @@ fn router(control: Arc<Control>) -> Router {
         )
         .route("/dead-letters/{id}/retry", post(dead_letters::retry_one))
         .layer(DefaultBodyLimit::max(max_upload))
-        .with_state(control)
+        .with_state(state)
 }
 
 /// A JSON error body `{"error": …}` with `status`.

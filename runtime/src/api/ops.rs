@@ -9,8 +9,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::ApiState;
 use super::{error, metrics};
-use crate::run::Control;
+use crate::control::Control;
 
 fn verdict(r: Result<(), String>) -> Response {
     match r {
@@ -19,15 +20,15 @@ fn verdict(r: Result<(), String>) -> Response {
     }
 }
 
-pub(super) async fn live(State(c): State<Arc<Control>>) -> Response {
+pub(super) async fn live(State(c): State<Arc<ApiState>>) -> Response {
     verdict(c.status.live())
 }
 
-pub(super) async fn ready(State(c): State<Arc<Control>>) -> Response {
+pub(super) async fn ready(State(c): State<Arc<ApiState>>) -> Response {
     verdict(c.status.ready())
 }
 
-pub(super) async fn metrics_text(State(c): State<Arc<Control>>) -> Response {
+pub(super) async fn metrics_text(State(c): State<Arc<ApiState>>) -> Response {
     let db = c.db_path.clone();
     let counts = tokio::task::spawn_blocking(move || metrics::store_counts(&db))
         .await
@@ -43,12 +44,12 @@ pub(super) async fn metrics_text(State(c): State<Arc<Control>>) -> Response {
 }
 
 /// Every partition of every source (checkpoint, lag, state).
-pub(super) async fn sources(State(c): State<Arc<Control>>) -> Response {
+pub(super) async fn sources(State(c): State<Arc<ApiState>>) -> Response {
     axum::Json(c.status.partitions()).into_response()
 }
 
 /// One source: kind, streams (topics and checkpoint keys), partitions.
-pub(super) async fn source(State(c): State<Arc<Control>>, Path(name): Path<String>) -> Response {
+pub(super) async fn source(State(c): State<Arc<ApiState>>, Path(name): Path<String>) -> Response {
     let Some(s) = c.status.sources().into_iter().find(|s| s.name == name) else {
         return error(StatusCode::NOT_FOUND, format!("no source named `{name}`"));
     };
@@ -96,7 +97,7 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 /// knows it produced), or 503 with `Retry-After` when `timeout` (default
 /// 10 s; milliseconds, or `…ms` / `…s`) passes first.
 pub(super) async fn wait(
-    State(c): State<Arc<Control>>,
+    State(c): State<Arc<ApiState>>,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {

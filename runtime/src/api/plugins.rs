@@ -9,18 +9,19 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::ApiState;
 use super::{answer, authorize, control_error, error};
-use crate::run::{Command, Control, ControlError, Request};
+use crate::control::{Command, ControlError, Request};
 use crate::store::history::{self, Trigger};
 
 /// Every plugin: name, kind, version, digest, activated-at, events routed,
 /// tables, counters, previous version, probation, last refusal.
-pub(super) async fn list(State(c): State<Arc<Control>>) -> Response {
+pub(super) async fn list(State(c): State<Arc<ApiState>>) -> Response {
     axum::Json(c.status.plugins()).into_response()
 }
 
 /// One plugin, with its query functions.
-pub(super) async fn one(State(c): State<Arc<Control>>, Path(name): Path<String>) -> Response {
+pub(super) async fn one(State(c): State<Arc<ApiState>>, Path(name): Path<String>) -> Response {
     let Some(view) = c.status.plugins().into_iter().find(|p| p.info.name == name) else {
         return error(StatusCode::NOT_FOUND, format!("no plugin named `{name}`"));
     };
@@ -45,7 +46,7 @@ pub(super) async fn one(State(c): State<Arc<Control>>, Path(name): Path<String>)
 /// 200 with the activation, 422 when refused (the running version keeps
 /// running), 404 for an unknown plugin.
 pub(super) async fn deploy(
-    State(c): State<Arc<Control>>,
+    State(c): State<Arc<ApiState>>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -80,7 +81,7 @@ pub(super) async fn deploy(
 /// `POST /plugins/{name}/rollback`: back to the version the active one
 /// replaced (409 when there is none in this process).
 pub(super) async fn rollback(
-    State(c): State<Arc<Control>>,
+    State(c): State<Arc<ApiState>>,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -106,7 +107,7 @@ pub(super) async fn rollback(
 /// `GET /plugins/{name}/history[?limit=N]`: activations, swaps, rollbacks
 /// and refusals, newest first.
 pub(super) async fn history(
-    State(c): State<Arc<Control>>,
+    State(c): State<Arc<ApiState>>,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {

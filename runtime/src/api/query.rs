@@ -14,11 +14,12 @@ use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 use serde_json::json;
 
+use super::ApiState;
 use super::error;
 use super::ops::retry_after;
+use crate::control::Control;
 use crate::plugin::LoadedPlugin;
 use crate::plugin::query::{Answer, QueryError, QueryInstance};
-use crate::run::Control;
 
 /// Idle query instances kept per plugin.
 const KEEP_IDLE: usize = 4;
@@ -61,7 +62,7 @@ impl QueryPool {
             None => {
                 let (conn, scope) =
                     crate::store::open_reader(&control.db_path, 5_000).map_err(|e| {
-                        QueryError::Failed(crate::plugin::Failure::new(
+                        QueryError::Failed(crate::failure::Failure::new(
                             crate::plugin::FailureKind::HostTransient,
                             e.to_string(),
                         ))
@@ -127,7 +128,7 @@ fn decode(s: &str) -> String {
 
 /// `GET /plugins/{name}/query/{function}?param=value&…`.
 pub(super) async fn handle(
-    State(c): State<Arc<Control>>,
+    State(c): State<Arc<ApiState>>,
     Path((name, function)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Response {
@@ -143,11 +144,11 @@ pub(super) async fn handle(
         };
     };
     let params = parse_query(raw.as_deref());
-    let control = Arc::clone(&c);
+    let state = Arc::clone(&c);
     let answer = tokio::task::spawn_blocking(move || {
-        control
+        state
             .queries
-            .run(&control, &plugin, &tables, &function, &params)
+            .run(&state.control, &plugin, &tables, &function, &params)
     })
     .await;
     let answer = match answer {

@@ -7,7 +7,30 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::plugin::Limits;
+/// Resource limits of one plugin, and what its sandbox grants beyond the
+/// default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Deadline of one call (`handle`, `migrate`, `metadata`, a query),
+    /// host calls included.
+    pub timeout: Duration,
+    /// Linear memory cap of one instance, in bytes; also the most host
+    /// memory one call's query results may take, and the longest value.
+    pub memory_bytes: usize,
+    /// Whether the plugin reads the host's real clock (`clock = "host"`)
+    /// instead of the event's time.
+    pub host_clock: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_millis(1_000),
+            memory_bytes: 64 << 20,
+            host_clock: false,
+        }
+    }
+}
 
 /// What happens to an event once its attempts are used up.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]

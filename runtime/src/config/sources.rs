@@ -110,6 +110,10 @@ pub enum OutOfRange {
     Stop,
 }
 
+/// The `brokers` value that starts ferry's embedded broker (librdkafka's
+/// mock cluster) instead of connecting to one.
+pub const EMBEDDED: &str = "embedded";
+
 /// librdkafka properties ferry owns and refuses in the pass-through table.
 pub const FORBIDDEN_LIBRDKAFKA: [(&str, &str); 6] = [
     (

@@ -161,3 +161,55 @@ fn an_empty_cache_path_turns_the_cache_off() {
     let c = parse(&format!("{MINIMAL}\n[runtime]\ncomponent_cache = \"\"\n"));
     assert_eq!(c.component_cache_dir(Path::new("x.db")), None);
 }
+
+#[test]
+#[cfg(feature = "kafka")]
+fn the_documented_root_config_toml_parses_and_validates() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config.toml");
+    let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.plugins[0].name, "game-projection");
+    assert_eq!(c.sources.len(), 1);
+}
+
+#[test]
+#[cfg(not(feature = "kafka"))]
+fn the_documented_root_config_toml_needs_only_the_kafka_feature() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config.toml");
+    let text = match Config::load(&path) {
+        Ok(_) => String::new(),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        text.contains("1 problem") && text.contains("cargo feature `kafka`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unknown_keys_are_reported_with_every_other_problem_each_naming_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{MINIMAL}\ncolour = \"blue\"\n[pipeline]\nbatch_size = 0\nlinger = 3\n[store]\nbusy_timeout_ms = \"soon\"\n"
+        ),
+    )
+    .unwrap();
+    let Err(ConfigError::Invalid { problems, .. }) = Config::load(&path) else {
+        panic!("accepted")
+    };
+    for expected in [
+        "colour: unknown key",
+        "pipeline.linger: unknown key",
+        "store.busy_timeout_ms: wrong value",
+        "pipeline.batch_size must be between 1 and 100000",
+    ] {
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with(expected) || p.contains(expected)),
+            "missing {expected:?} in {problems:#?}"
+        );
+    }
+}

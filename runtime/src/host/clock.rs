@@ -2,7 +2,7 @@
 //! `clock = "host"` grant; see [`super::call`]).
 
 use super::HostState;
-use crate::plugin::bindings::ferry::plugin::clock::Host;
+use crate::bindings::ferry::plugin::clock::Host;
 
 impl Host for HostState {
     fn now_ms(&mut self) -> i64 {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::plugin::bindings::Level;
+use crate::bindings::Level;
 
 /// Most bytes of text held for one instance; beyond it everything held is
 /// logged at once and the rest of the pass is logged as it comes (a pass

@@ -4,10 +4,10 @@
 
 use super::HostState;
 use super::held::Line;
-use crate::plugin::bindings::Level;
-use crate::plugin::bindings::ferry::plugin::log::Host;
+use crate::bindings::Level;
+use crate::bindings::ferry::plugin::log::Host;
 
-use crate::plugin::failure::clip as cut;
+use crate::failure::clip as cut;
 
 /// Formats plugin-supplied fields as `k=v` pairs.
 fn format_fields(fields: &[(String, String)]) -> String {
@@ -28,7 +28,7 @@ impl Host for HostState {
             level,
             event,
             fields: format_fields(&fields),
-            message: crate::plugin::failure::clip_owned(message),
+            message: crate::failure::clip_owned(message),
         });
     }
 }
@@ -40,10 +40,7 @@ mod tests {
     #[test]
     fn fields_are_formatted_and_cut() {
         assert_eq!(format_fields(&[("a".into(), "b".into())]), "a=\"b\"");
-        let long = "x".repeat(crate::plugin::failure::MAX_PLUGIN_TEXT * 2);
-        assert!(
-            format_fields(&[("a".into(), long)]).len()
-                < crate::plugin::failure::MAX_PLUGIN_TEXT + 64
-        );
+        let long = "x".repeat(crate::failure::MAX_PLUGIN_TEXT * 2);
+        assert!(format_fields(&[("a".into(), long)]).len() < crate::failure::MAX_PLUGIN_TEXT + 64);
     }
 }

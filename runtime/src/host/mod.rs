@@ -17,7 +17,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::plugin::bindings::Projection;
+use crate::bindings::Projection;
 
 pub use limits::MemoryLimiter;
 pub use store::{CallReport, StoreCtx};
@@ -81,7 +81,7 @@ impl WasiView for HostState {
     }
 }
 
-impl crate::plugin::bindings::ferry::plugin::types::Host for HostState {}
+impl crate::bindings::ferry::plugin::types::Host for HostState {}
 
 /// Adds WASI (with ferry's clocks and random, see [`wasi`]) and ferry's
 /// own interfaces to `linker`.

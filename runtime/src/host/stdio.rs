@@ -13,8 +13,8 @@ use wasmtime_wasi_io::streams::{OutputStream, StreamResult};
 use super::held::{Line, Output};
 
 /// Longest line logged; the rest of a longer line is dropped (see
-/// [`crate::plugin::failure::MAX_PLUGIN_TEXT`]).
-const MAX_LINE: usize = crate::plugin::failure::MAX_PLUGIN_TEXT;
+/// [`crate::failure::MAX_PLUGIN_TEXT`]).
+const MAX_LINE: usize = crate::failure::MAX_PLUGIN_TEXT;
 
 /// The line being written: its bytes so far, and whether it is already
 /// past [`MAX_LINE`] (its beginning was logged, the rest is dropped up to
@@ -66,7 +66,7 @@ impl LogStream {
     }
 
     /// Appends `bytes`, logging every complete line (and the first
-    /// [`MAX_LINE`] bytes of a longer one, once).
+    /// `MAX_LINE` bytes of a longer one, once).
     pub fn push(&self, mut bytes: &[u8]) {
         let mut p = self.pending.lock();
         while !bytes.is_empty() {

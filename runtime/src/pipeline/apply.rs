@@ -91,7 +91,10 @@ impl Pipeline {
     /// hands it to the previous version (in a fresh savepoint); if that one
     /// applies it, its result stands and the failure counts against the new
     /// version. On the optimistic pass a failure ends the pass instead.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one event of a pass: its index, plugin, event, partition, type, and the batch it belongs to"
+    )]
     fn handle_routed(
         &mut self,
         index: usize,
@@ -102,7 +105,8 @@ impl Pipeline {
         report: &mut BatchReport,
         touched: &mut Touched,
     ) -> anyhow::Result<Pass> {
-        let optimistic = self.optimistic && self.slots[i].probation.is_none();
+        let optimistic =
+            self.optimistic && !self.state.probations.contains_key(&self.slots[i].name);
         if !optimistic {
             self.db.savepoint()?;
         }
@@ -148,9 +152,10 @@ impl Pipeline {
             self.carried = None;
         }
         let mut stamp = Arc::clone(&slot.stamp);
-        if let (Some(probation), Some((previous, previous_stamp))) =
-            (slot.probation.as_mut(), slot.previous.as_mut())
-        {
+        if let (Some(probation), Some((previous, previous_stamp))) = (
+            self.state.probations.get_mut(&slot.name),
+            slot.previous.as_mut(),
+        ) {
             probation.call();
             if let Err(f) = &result
                 && f.kind != FailureKind::HostTransient
@@ -175,8 +180,8 @@ impl Pipeline {
                 if !optimistic {
                     self.db.release()?;
                 }
-                if !self.attempts.is_empty() {
-                    self.attempts.remove(&key);
+                if !self.state.attempts.is_empty() {
+                    self.state.attempts.remove(&key);
                 }
                 self.guard_record(&key, false);
                 advance(touched, key, ev.offset, Some(&stamp));
@@ -221,7 +226,7 @@ impl Pipeline {
                 Outcome::Stopped,
                 &stop.failure,
             ));
-            report.blocked.insert(key.clone(), stop);
+            report.delivery.blocked.insert(key.clone(), stop);
             return Ok(());
         }
         self.dead_letter(ev, None, failure, 1, None)?;

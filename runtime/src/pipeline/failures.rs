@@ -8,7 +8,7 @@ use super::apply::{Touched, advance};
 use super::{Attempts, BatchReport, Blocked, Note, Outcome, PartitionKey, Pipeline};
 use crate::config::{FailurePolicy, UnknownEventPolicy};
 use crate::event::Event;
-use crate::plugin::{Failure, FailureKind};
+use crate::failure::{Failure, FailureKind};
 use crate::store::{NewDeadLetter, checkpoint, dead_letter, outbox, schema::NOW};
 
 impl Pipeline {
@@ -43,7 +43,7 @@ impl Pipeline {
                     report
                         .notes
                         .push(note(key, ev, Outcome::Stopped, &stop.failure));
-                    report.blocked.insert(key.clone(), stop);
+                    report.delivery.blocked.insert(key.clone(), stop);
                     return Ok(());
                 }
                 self.dead_letter(ev, None, &failure, 1, None)?;
@@ -61,6 +61,7 @@ impl Pipeline {
                     "Stopped the partition at an event no plugin handles (unknown_event_type = \"fail\").");
                 report.notes.push(note(key, ev, Outcome::Stopped, &failure));
                 report
+                    .delivery
                     .blocked
                     .insert(key.clone(), blocked(ev, None, failure, 1, None));
                 return Ok(());
@@ -72,7 +73,10 @@ impl Pipeline {
 
     /// One failed attempt at `ev` by plugin `i`: retry later, or apply the
     /// plugin's policy once the attempts are used up.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one failed attempt: its plugin, event, partition, type, failure, and the batch it belongs to"
+    )]
     pub(super) fn failed(
         &mut self,
         i: usize,
@@ -97,6 +101,7 @@ impl Pipeline {
             .db
             .with(|c| c.query_row(&format!("SELECT {NOW}"), [], |r| r.get(0)))?;
         let entry = self
+            .state
             .attempts
             .entry(key.clone())
             .or_insert_with(|| Attempts {
@@ -128,6 +133,7 @@ impl Pipeline {
                 "An event failed; its partition waits and retries it."
             );
             report
+                .delivery
                 .blocked
                 .insert(key, blocked(ev, who, failure, n, Some(delay)));
             return Ok(());
@@ -146,7 +152,7 @@ impl Pipeline {
             report
                 .notes
                 .push(note(&key, ev, Outcome::Stopped, &stop.failure));
-            report.blocked.insert(key, stop);
+            report.delivery.blocked.insert(key, stop);
             return Ok(());
         }
         self.dead_letter(
@@ -156,7 +162,7 @@ impl Pipeline {
             n,
             Some(&first_failed_at),
         )?;
-        self.attempts.remove(&key);
+        self.state.attempts.remove(&key);
         report.dead_lettered += 1;
         self.tally.add(&plugin, ty, Outcome::DeadLettered);
         tracing::error!(
@@ -178,7 +184,7 @@ impl Pipeline {
         if self.guard.max_dead_letters == 0 || window == 0 {
             return;
         }
-        let w = self.guard_windows.entry(key.clone()).or_default();
+        let w = self.state.guard_windows.entry(key.clone()).or_default();
         if w.len() == window {
             w.pop_front();
         }
@@ -200,6 +206,7 @@ impl Pipeline {
             return None;
         }
         let recent = self
+            .state
             .guard_windows
             .get(key)
             .map_or(0, |w| w.iter().filter(|d| **d).count());

@@ -2,25 +2,8 @@
 //! new assignment claims it, later batches check that nobody claimed it
 //! since (see [`crate::store::fence`]).
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use super::{BatchReport, PartitionKey, Pipeline};
+use super::{BatchReport, Fence, Fences, PartitionKey, Pipeline};
 use crate::store::fence;
-
-/// What a batch must prove about one partition before writing for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fence {
-    /// First batch under a new assignment: claim the partition for this
-    /// owner (a description of the consumer, for operators).
-    Claim(Arc<str>),
-    /// The partition was claimed with this generation; it must still be.
-    Hold(i64),
-}
-
-/// The fences of a batch, per partition. Partitions without an entry are
-/// not fenced (replay, dead-letter retries).
-pub type Fences = HashMap<PartitionKey, Fence>;
 
 impl Pipeline {
     /// Claims or checks every fence of the batch (inside its transaction):
@@ -37,7 +20,7 @@ impl Pipeline {
                 Fence::Claim(owner) => {
                     let g = self.db.with(|c| fence::claim(c, &key.0, key.1, owner))?;
                     self.checkpoints.remove(key);
-                    report.claimed.insert(key.clone(), g);
+                    report.delivery.claimed.insert(key.clone(), g);
                 }
                 Fence::Hold(g) => {
                     let now = self.db.with(|c| fence::current(c, &key.0, key.1))?;
@@ -46,7 +29,7 @@ impl Pipeline {
                         tracing::error!(source = &*key.0, partition = key.1, held = *g, current = cur, %owner,
                             "Another consumer claimed this partition since this one did; its events in this batch are not applied.");
                         self.checkpoints.remove(key);
-                        report.fenced.insert(key.clone(), cur);
+                        report.delivery.fenced.insert(key.clone(), cur);
                     }
                 }
             }

@@ -34,17 +34,19 @@
 //! (invariant 6).
 
 mod apply;
-pub mod backoff;
 mod failures;
 mod fences;
 pub mod histogram;
 mod probation;
+mod reconfigure;
 pub mod redrive;
+pub mod router;
 mod slot;
+mod state;
 pub mod stats;
 pub mod swap;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 
 /// A hash map with a fast (non-DoS-resistant) hasher, for the per-event
 /// lookups of the hot path; its keys come from ferry's own configuration
@@ -55,63 +57,32 @@ use std::time::Duration;
 
 use crate::config::{DeadLetterGuard, PipelineConfig, PluginConfig, UnknownEventPolicy};
 use crate::event::Event;
-use crate::plugin::{Failure, LoadedPlugin};
-use crate::router::Router;
+use crate::failure::Failure;
+use crate::plugin::LoadedPlugin;
 use crate::store::{Db, checkpoint};
+use router::Router;
 
-pub use backoff::Backoff;
-pub use fences::{Fence, Fences};
+pub use crate::backoff::Backoff;
+pub use crate::delivery::{Blocked, Fence, Fences, Note, Outcome, PartitionKey, Verdicts};
 pub use histogram::Histogram;
 pub use slot::{PluginCode, PluginInfo, PreviousVersion, ProbationInfo};
-pub use stats::{Outcome, Stats, Tally};
+pub use stats::{Stats, Tally};
 pub use swap::{Activation, SwapError};
 
 use slot::Slot;
+pub(crate) use state::Attempts;
+use state::PassState;
 
 /// Batches that run with a savepoint per event from the start after one
 /// had to be re-run because a plugin failed an event.
 pub const CAREFUL_BATCHES: u32 = 16;
 
-/// A source partition.
-pub type PartitionKey = (Arc<str>, i32);
-
-/// Why a partition stopped taking events in a batch.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Blocked {
-    /// Offset of the event it is blocked at.
-    pub offset: i64,
-    /// Its event type, if known.
-    pub event_type: Option<String>,
-    /// The plugin that failed, if any.
-    pub plugin: Option<String>,
-    /// The last failure.
-    pub failure: Failure,
-    /// Attempts made so far.
-    pub attempts: u32,
-    /// `Some(delay)`: deliver the partition again from `offset` after the
-    /// delay. `None`: the partition is stopped (policy `stop-partition` or
-    /// `unknown_event_type = "fail"`).
-    pub retry_after: Option<Duration>,
-}
-
-/// Something a caller should show about one event (dead letters, stops).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Note {
-    /// Partition of the event.
-    pub partition: PartitionKey,
-    /// Offset of the event.
-    pub offset: i64,
-    /// Its event type, if known.
-    pub event_type: Option<String>,
-    /// What happened to it.
-    pub outcome: Outcome,
-    /// Why.
-    pub failure: Failure,
-}
-
-/// The result of one batch.
+/// The result of one batch: the verdicts its source follows, and what the
+/// pipeline counted.
 #[derive(Debug, Default)]
 pub struct BatchReport {
+    /// What the batch means for its source (see [`Verdicts`]).
+    pub delivery: Verdicts,
     /// Events applied.
     pub applied: usize,
     /// Events skipped (by the plugin or the unknown-type policy).
@@ -120,17 +91,8 @@ pub struct BatchReport {
     pub already_applied: usize,
     /// Events recorded as dead letters.
     pub dead_lettered: usize,
-    /// Partitions that stopped taking events in this batch.
-    pub blocked: BTreeMap<PartitionKey, Blocked>,
-    /// Last committed offset of each partition the batch advanced.
-    pub committed: BTreeMap<PartitionKey, i64>,
     /// Dead letters and stops, in event order.
     pub notes: Vec<Note>,
-    /// Partitions this batch claimed, with their new fencing generation.
-    pub claimed: BTreeMap<PartitionKey, i64>,
-    /// Partitions another consumer claimed since this one did (nothing was
-    /// written for them), with the generation found.
-    pub fenced: BTreeMap<PartitionKey, i64>,
     /// Events not applied because their partition was fenced.
     pub fenced_events: usize,
     /// Versions rolled back after the batch because they failed their
@@ -138,11 +100,12 @@ pub struct BatchReport {
     pub rollbacks: Vec<Activation>,
 }
 
-#[derive(Debug, Clone)]
-pub(crate) struct Attempts {
-    offset: i64,
-    count: u32,
-    first_failed_at: String,
+impl std::ops::Deref for BatchReport {
+    type Target = Verdicts;
+
+    fn deref(&self) -> &Verdicts {
+        &self.delivery
+    }
 }
 
 /// Applies batches of events; owns the writer connection and the plugin
@@ -154,9 +117,9 @@ pub struct Pipeline {
     unknown: UnknownEventPolicy,
     backoff: Backoff,
     checkpoints: FastMap<PartitionKey, Option<i64>>,
-    attempts: FastMap<PartitionKey, Attempts>,
+    /// What batches change in memory (saved and restored whole).
+    state: PassState,
     guard: DeadLetterGuard,
-    guard_windows: FastMap<PartitionKey, VecDeque<bool>>,
     dead_letter_topics: HashMap<String, String>,
     stats: Arc<Stats>,
     tally: Tally,
@@ -181,14 +144,6 @@ struct Carried {
     failure: Failure,
     /// How long the call took.
     took: Duration,
-}
-
-/// What a batch changes in memory before it commits, to undo it when the
-/// batch is rolled back.
-struct Undo {
-    attempts: Option<FastMap<PartitionKey, Attempts>>,
-    guard_windows: FastMap<PartitionKey, VecDeque<bool>>,
-    probations: Vec<Option<(u32, u32)>>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -217,11 +172,10 @@ impl Pipeline {
             slots: Vec::new(),
             router: Router::default(),
             unknown: config.unknown_event_type,
-            backoff: Backoff::new(&config.retry),
+            backoff: config.retry.backoff(),
             checkpoints: FastMap::default(),
-            attempts: FastMap::default(),
+            state: PassState::default(),
             guard: config.dead_letter_guard.clone(),
-            guard_windows: FastMap::default(),
             dead_letter_topics: HashMap::new(),
             stats,
             tally: Tally::default(),
@@ -271,7 +225,10 @@ impl Pipeline {
 
     /// What the pipeline tells about every plugin, in configuration order.
     pub fn plugin_infos(&self) -> Vec<PluginInfo> {
-        self.slots.iter().map(Slot::info).collect()
+        self.slots
+            .iter()
+            .map(|s| s.info(self.state.probations.get(&s.name)))
+            .collect()
     }
 
     /// The counters.
@@ -312,15 +269,13 @@ impl Pipeline {
     /// [`Self::apply_batch`] with fencing: each partition in `fences` is
     /// claimed or checked in the batch transaction, and a partition another
     /// consumer claimed meanwhile gets nothing written (see
-    /// [`BatchReport::fenced`]).
+    /// [`crate::delivery::Verdicts::fenced`]).
     pub fn apply_fenced(
         &mut self,
         events: &[Event],
         fences: &Fences,
     ) -> anyhow::Result<BatchReport> {
-        let optimistic = self.careful_batches == 0
-            && self.attempts.is_empty()
-            && self.slots.iter().all(|s| s.probation.is_none());
+        let optimistic = self.careful_batches == 0 && !self.state.needs_care();
         if optimistic {
             self.optimistic = true;
             self.outputs(crate::host::held::Output::hold);
@@ -379,15 +334,7 @@ impl Pipeline {
     ) -> anyhow::Result<Option<BatchReport>> {
         let mut report = BatchReport::default();
         let mut touched = apply::Touched::new();
-        let undo = Undo {
-            attempts: (!self.attempts.is_empty()).then(|| self.attempts.clone()),
-            guard_windows: self.guard_windows.clone(),
-            probations: self
-                .slots
-                .iter()
-                .map(|s| s.probation.as_ref().map(|p| p.counts()))
-                .collect(),
-        };
+        let saved = self.state.clone();
         self.tally.clear();
         self.db.begin()?;
         let mut result = self
@@ -414,18 +361,18 @@ impl Pipeline {
         match result {
             Ok(apply::Pass::Complete) => {}
             Ok(apply::Pass::Rerun) => {
-                self.undo(undo, &report);
+                self.undo(saved, &report);
                 return Ok(None);
             }
             Err(e) => {
-                self.undo(undo, &report);
+                self.undo(saved, &report);
                 return Err(e.context("the batch was rolled back"));
             }
         }
         self.stats.merge(&mut self.tally);
         for (key, (offset, _)) in touched {
             self.checkpoints.insert(key.clone(), Some(offset));
-            report.committed.insert(key, offset);
+            report.delivery.committed.insert(key, offset);
         }
         report.rollbacks = self.judge_probations();
         Ok(Some(report))
@@ -433,18 +380,15 @@ impl Pipeline {
 
     /// Rolls the batch transaction back and restores what the batch changed
     /// in memory.
-    fn undo(&mut self, undo: Undo, report: &BatchReport) {
+    fn undo(&mut self, saved: PassState, report: &BatchReport) {
         self.db.rollback();
         self.tally.clear();
-        self.attempts = undo.attempts.unwrap_or_default();
-        self.guard_windows = undo.guard_windows;
-        for (slot, saved) in self.slots.iter_mut().zip(undo.probations) {
-            if let (Some(p), Some(saved)) = (slot.probation.as_mut(), saved) {
-                p.restore(saved);
-            }
-        }
+        self.state = saved;
         for key in report.claimed.keys() {
             self.checkpoints.remove(key);
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

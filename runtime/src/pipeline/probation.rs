@@ -1,9 +1,15 @@
 //! Probation of a freshly swapped-in plugin version (see
 //! [`crate::config::AutoRollback`]): counts its calls and the events it
-//! failed where the previous version succeeded, and decides.
+//! failed where the previous version succeeded, and decides; after each
+//! committed batch the pipeline keeps or rolls back by its verdict.
 
+use std::sync::Arc;
+
+use super::Pipeline;
 use super::slot::ProbationInfo;
+use super::swap::Activation;
 use crate::config::AutoRollback;
+use crate::store::history::Trigger;
 
 /// The counters of one probation.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,17 +62,6 @@ impl Probation {
         }
     }
 
-    /// Counters to restore when a batch is rolled back.
-    pub(crate) fn counts(&self) -> (u32, u32) {
-        (self.calls, self.regressions)
-    }
-
-    /// Restores counters saved with [`Self::counts`].
-    pub(crate) fn restore(&mut self, (calls, regressions): (u32, u32)) {
-        self.calls = calls;
-        self.regressions = regressions;
-    }
-
     pub(crate) fn info(&self) -> ProbationInfo {
         ProbationInfo {
             calls: self.calls,
@@ -74,6 +69,51 @@ impl Probation {
             window: self.window,
             max_error_rate: self.max_rate,
         }
+    }
+}
+
+impl Pipeline {
+    /// After a committed batch: keeps versions that passed probation and
+    /// rolls back those that failed it.
+    pub(super) fn judge_probations(&mut self) -> Vec<Activation> {
+        let mut failed = Vec::new();
+        let mut passed = Vec::new();
+        for (name, p) in &self.state.probations {
+            match p.verdict() {
+                Verdict::Passed => passed.push(Arc::clone(name)),
+                Verdict::Failed => failed.push(name.to_string()),
+                Verdict::Pending => {}
+            }
+        }
+        for name in passed {
+            let info = self.state.probations.remove(&name).map(|p| p.info());
+            let digest = self
+                .slots
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.active.digest());
+            tracing::info!(plugin = %name, digest = ?digest, probation = ?info,
+                "The new plugin version passed its probation and stays.");
+        }
+        let mut rollbacks = Vec::new();
+        for name in failed {
+            let info = self
+                .state
+                .probations
+                .get(name.as_str())
+                .map(Probation::info);
+            tracing::error!(plugin = %name, probation = ?info,
+                "The new plugin version failed its probation: it failed too many events the previous version applied.");
+            match self.rollback(&name, Trigger::AutoRollback) {
+                Ok(a) => rollbacks.push(a),
+                Err(e) => {
+                    tracing::error!(plugin = %name, error = %e,
+                        "The automatic rollback failed; the new version keeps running.");
+                    self.state.probations.remove(name.as_str());
+                }
+            }
+        }
+        rollbacks
     }
 }
 
@@ -109,13 +149,13 @@ mod tests {
     }
 
     #[test]
-    fn a_zero_rate_tolerates_nothing_and_counts_restore() {
+    fn a_zero_rate_tolerates_nothing_and_a_saved_copy_restores() {
         let mut z = p(100, 0.0);
-        let saved = z.counts();
+        let saved = z.clone();
         z.call();
         z.regression();
         assert_eq!(z.verdict(), Verdict::Failed);
-        z.restore(saved);
+        z = saved;
         assert_eq!(z.verdict(), Verdict::Pending);
     }
 }

@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 
 use super::{Outcome, Pipeline};
+use crate::failure::{Failure, FailureKind};
 use crate::plugin::Handled;
-use crate::plugin::{Failure, FailureKind};
 use crate::store::{DeadLetter, dead_letter};
 
 /// What happened to one retried dead letter.

@@ -127,7 +127,6 @@ pub(crate) struct Slot {
     pub(crate) activated_at: String,
     /// The version the active one replaced, with its stamp.
     pub(crate) previous: Option<(Handler, Arc<str>)>,
-    pub(crate) probation: Option<Probation>,
     pub(crate) latency: Arc<Histogram>,
 }
 
@@ -146,7 +145,6 @@ impl Slot {
             active,
             activated_at,
             previous: None,
-            probation: None,
             latency,
         }
     }
@@ -199,7 +197,9 @@ pub struct ProbationInfo {
 }
 
 impl Slot {
-    pub(crate) fn info(&self) -> PluginInfo {
+    /// What the pipeline tells about this plugin; `probation` is its
+    /// probation, if it has one.
+    pub(crate) fn info(&self, probation: Option<&Probation>) -> PluginInfo {
         PluginInfo {
             name: self.name.to_string(),
             kind: self.active.kind(),
@@ -212,7 +212,7 @@ impl Slot {
                 digest: h.digest(),
                 version: h.version(),
             }),
-            probation: self.probation.as_ref().map(Probation::info),
+            probation: probation.map(Probation::info),
         }
     }
 }

@@ -14,50 +14,11 @@ use parking_lot::Mutex;
 
 use super::histogram::Histogram;
 
-/// What happened to one event (or attempt).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Outcome {
-    /// Applied by its plugin.
-    Applied,
-    /// Skipped: the plugin said it is irrelevant, or no plugin handles its
-    /// type under the `skip` policy.
-    Skipped,
-    /// At or below the checkpoint: applied before, not applied again.
-    AlreadyApplied,
-    /// One attempt failed; it will be retried.
-    Retried,
-    /// Recorded as a dead letter.
-    DeadLettered,
-    /// Its partition stopped at it.
-    Stopped,
-}
+use crate::delivery::Outcome;
 
-impl Outcome {
-    /// Every outcome, in display order.
-    pub const ALL: [Outcome; 6] = [
-        Outcome::Applied,
-        Outcome::Skipped,
-        Outcome::AlreadyApplied,
-        Outcome::Retried,
-        Outcome::DeadLettered,
-        Outcome::Stopped,
-    ];
-
-    /// Name used in metrics and summaries.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Applied => "applied",
-            Outcome::Skipped => "skipped",
-            Outcome::AlreadyApplied => "already-applied",
-            Outcome::Retried => "retried",
-            Outcome::DeadLettered => "dead-lettered",
-            Outcome::Stopped => "stopped",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
+/// The slot of `o` in per-outcome arrays.
+fn index(o: Outcome) -> usize {
+    o as usize
 }
 
 impl fmt::Display for Outcome {
@@ -130,7 +91,7 @@ impl Stats {
         for (plugin, types) in c.iter() {
             for (ty, counts) in types {
                 for o in Outcome::ALL {
-                    let n = counts[o.index()];
+                    let n = counts[index(o)];
                     if n > 0 {
                         out.insert(
                             CounterKey {
@@ -153,7 +114,7 @@ impl Stats {
             .lock()
             .values()
             .flat_map(HashMap::values)
-            .map(|c| c[outcome.index()])
+            .map(|c| c[index(outcome)])
             .sum()
     }
 
@@ -163,7 +124,7 @@ impl Stats {
         let mut out = BTreeMap::new();
         for counts in c.get(plugin).into_iter().flat_map(HashMap::values) {
             for o in Outcome::ALL {
-                *out.entry(o).or_default() += counts[o.index()];
+                *out.entry(o).or_default() += counts[index(o)];
             }
         }
         out
@@ -202,7 +163,7 @@ fn bump(
         None => c.entry(plugin.to_owned()).or_default(),
     };
     if let Some(counts) = types.get_mut(event_type) {
-        counts[outcome.index()] += n;
+        counts[index(outcome)] += n;
         return;
     }
     let label = if types.len() >= MAX_TYPES_PER_PLUGIN {
@@ -210,7 +171,7 @@ fn bump(
     } else {
         event_type
     };
-    types.entry(label.to_owned()).or_default()[outcome.index()] += n;
+    types.entry(label.to_owned()).or_default()[index(outcome)] += n;
 }
 
 /// One batch's outcome counts, merged into [`Stats`] after the commit.

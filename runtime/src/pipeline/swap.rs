@@ -8,9 +8,9 @@
 use std::sync::Arc;
 
 use super::Pipeline;
-use super::probation::{Probation, Verdict};
+use super::probation::Probation;
 use super::slot::{Handler, PluginCode, Slot, stamp};
-use crate::config::{PipelineConfig, PluginConfig};
+use crate::config::PluginConfig;
 use crate::plugin::{Failure, LoadedPlugin};
 use crate::store::history::{self, NewEntry, Trigger, Version};
 use crate::store::registry;
@@ -70,10 +70,10 @@ pub enum SwapError {
 }
 
 /// A handler waiting to be activated, and who it replaces.
-struct Pending<'a> {
-    name: &'a str,
-    handler: &'a mut Handler,
-    old: Option<(String, String)>,
+pub(super) struct Pending<'a> {
+    pub(super) name: &'a str,
+    pub(super) handler: &'a mut Handler,
+    pub(super) old: Option<(String, String)>,
 }
 
 impl Pipeline {
@@ -112,7 +112,7 @@ impl Pipeline {
 
     /// Runs every pending handler's `migrate` and records the activations
     /// in one transaction. `history` false: the same version restarts.
-    fn activate_in_tx(
+    pub(super) fn activate_in_tx(
         &mut self,
         pending: &mut [Pending<'_>],
         trigger: Trigger,
@@ -181,7 +181,7 @@ impl Pipeline {
         Ok(ids)
     }
 
-    fn activated_at(&self, name: &str) -> anyhow::Result<String> {
+    pub(super) fn activated_at(&self, name: &str) -> anyhow::Result<String> {
         Ok(self
             .db
             .with(|c| registry::get(c, name))?
@@ -232,11 +232,20 @@ impl Pipeline {
         let replaced_stamp = std::mem::replace(&mut slot.stamp, new_stamp);
         slot.previous = Some((replaced, replaced_stamp));
         slot.activated_at = activated_at;
-        slot.probation = slot.config.auto_rollback.as_ref().map(Probation::new);
+        let on_probation = match slot.config.auto_rollback.as_ref().map(Probation::new) {
+            Some(p) => {
+                self.state.probations.insert(Arc::clone(&slot.name), p);
+                true
+            }
+            None => {
+                self.state.probations.remove(&slot.name);
+                false
+            }
+        };
         let activation = activation(name, trigger, Some(old), &slot.active, id);
         tracing::info!(
             plugin = name, trigger = %trigger, old_digest = ?activation.old_digest, new_digest = %activation.new_digest,
-            new_version = %activation.new_version, probation = slot.probation.is_some(),
+            new_version = %activation.new_version, probation = on_probation,
             "A new plugin version took over at a batch boundary."
         );
         Ok(activation)
@@ -293,7 +302,7 @@ impl Pipeline {
         slot.active = previous;
         slot.stamp = previous_stamp;
         slot.activated_at = activated_at;
-        slot.probation = None;
+        self.state.probations.remove(&slot.name);
         let activation = activation(name, trigger, Some(old), &slot.active, id);
         tracing::warn!(
             plugin = name, trigger = %trigger, rolled_back = ?activation.old_digest, now = %activation.new_digest,
@@ -333,138 +342,9 @@ impl Pipeline {
             s.previous.as_ref().map(|(h, _)| (h.digest(), h.version())),
         ))
     }
-
-    /// After a committed batch: keeps versions that passed probation and
-    /// rolls back those that failed it.
-    pub(super) fn judge_probations(&mut self) -> Vec<Activation> {
-        let mut failed = Vec::new();
-        for s in &mut self.slots {
-            match s.probation.as_ref().map(Probation::verdict) {
-                Some(Verdict::Passed) => {
-                    let info = s.probation.as_ref().map(Probation::info);
-                    tracing::info!(plugin = %s.name, digest = %s.active.digest(), probation = ?info,
-                        "The new plugin version passed its probation and stays.");
-                    s.probation = None;
-                }
-                Some(Verdict::Failed) => failed.push(s.name.to_string()),
-                Some(Verdict::Pending) | None => {}
-            }
-        }
-        let mut rollbacks = Vec::new();
-        for name in failed {
-            let info = self
-                .slots
-                .iter()
-                .find(|s| *s.name == *name)
-                .and_then(|s| s.probation.as_ref().map(Probation::info));
-            tracing::error!(plugin = %name, probation = ?info,
-                "The new plugin version failed its probation: it failed too many events the previous version applied.");
-            match self.rollback(&name, Trigger::AutoRollback) {
-                Ok(a) => rollbacks.push(a),
-                Err(e) => {
-                    tracing::error!(plugin = %name, error = %e,
-                        "The automatic rollback failed; the new version keeps running.");
-                    if let Some(s) = self.slots.iter_mut().find(|s| *s.name == *name) {
-                        s.probation = None;
-                    }
-                }
-            }
-        }
-        rollbacks
-    }
-
-    /// Replaces the plugin set and the pipeline settings (a configuration
-    /// reload). Each entry is a plugin's new configuration with its new
-    /// code, or `None` to keep the running code (same file, limits and
-    /// tables). New and changed versions are migrated in one transaction;
-    /// if any fails, nothing changes. Plugins not listed are removed.
-    pub fn reconfigure(
-        &mut self,
-        plugins: Vec<(PluginConfig, Option<PluginCode>)>,
-        settings: &PipelineConfig,
-        trigger: Trigger,
-    ) -> Result<Vec<Activation>, SwapError> {
-        for (c, code) in &plugins {
-            let current = self.slots.iter().find(|s| *s.name == *c.name);
-            match (current, code) {
-                (None, None) => return Err(SwapError::Unknown(c.name.clone())),
-                (Some(s), Some(PluginCode::Wasm(_))) if s.active.wasm().is_none() => {
-                    return Err(SwapError::Native(c.name.clone()));
-                }
-                _ => {}
-            }
-        }
-        let mut fresh: Vec<(PluginConfig, Option<Handler>, Option<VersionId>)> = plugins
-            .into_iter()
-            .map(|(c, code)| {
-                let old = self
-                    .slots
-                    .iter()
-                    .find(|s| *s.name == *c.name)
-                    .map(|s| (s.active.digest(), s.active.version()));
-                let handler = code.map(|code| Handler::new(&c, code, &self.db));
-                (c, handler, old)
-            })
-            .collect();
-        let ids = {
-            let mut pending: Vec<Pending<'_>> = fresh
-                .iter_mut()
-                .filter_map(|(c, h, old)| {
-                    h.as_mut().map(|handler| Pending {
-                        name: &c.name,
-                        handler,
-                        old: old.clone(),
-                    })
-                })
-                .collect();
-            self.activate_in_tx(&mut pending, trigger, true)?
-        };
-        let mut ids = ids.into_iter();
-        let mut old_slots = std::mem::take(&mut self.slots);
-        let mut activations = Vec::new();
-        for (config, handler, old) in fresh {
-            let existing = old_slots
-                .iter()
-                .position(|s| *s.name == *config.name)
-                .map(|i| old_slots.remove(i));
-            let slot = match (existing, handler) {
-                (Some(mut s), None) => {
-                    s.config = config;
-                    s
-                }
-                (existing, Some(handler)) => {
-                    let id = ids.next().flatten();
-                    let name = config.name.clone();
-                    activations.push(activation(&name, trigger, old, &handler, id));
-                    let activated_at = self.activated_at(&name).unwrap_or_default();
-                    let mut s = Slot::new(config, handler, activated_at, self.stats.latency(&name));
-                    if let Some(prev) = existing {
-                        s.previous = Some((prev.active, prev.stamp));
-                        s.probation = s.config.auto_rollback.as_ref().map(Probation::new);
-                    }
-                    s
-                }
-                (None, None) => continue,
-            };
-            self.slots.push(slot);
-        }
-        for removed in old_slots {
-            tracing::warn!(plugin = %removed.name, events = ?removed.config.events,
-                "The plugin was removed by the reload; its event types now follow pipeline.unknown_event_type.");
-        }
-        self.unknown = settings.unknown_event_type;
-        self.backoff = super::Backoff::new(&settings.retry);
-        self.guard = settings.dead_letter_guard.clone();
-        self.reroute();
-        for a in &activations {
-            tracing::info!(plugin = %a.plugin, trigger = %a.trigger, old_digest = ?a.old_digest, new_digest = %a.new_digest,
-                "A plugin version took over after a configuration reload.");
-        }
-        Ok(activations)
-    }
 }
 
-fn activation(
+pub(super) fn activation(
     name: &str,
     trigger: Trigger,
     old: Option<(String, String)>,

@@ -78,7 +78,10 @@ impl ComponentCache {
     }
 }
 
-#[allow(unsafe_code)]
+#[expect(
+    unsafe_code,
+    reason = "wasmtime can only deserialize a precompiled component unsafely"
+)]
 fn deserialize(engine: &Engine, path: &Path) -> anyhow::Result<Component> {
     // SAFETY: the file is one ferry itself wrote with `Component::serialize`
     // into its own cache directory, named by the digest of the source bytes

@@ -5,7 +5,7 @@
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use super::bindings::{CONTRACT, HANDLER_EXPORT};
+use crate::bindings::{CONTRACT, HANDLER_EXPORT};
 
 /// Interfaces of the contract a plugin may import besides WASI.
 const FERRY_IMPORTS: [&str; 4] = [

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use wasmtime::Store;
 
-use super::bindings::{HandleError, Handled, Header, Projection, WitEvent};
-use super::failure::{Failure, FailureKind, clip_owned};
 use super::outcome::classify;
 use super::{LoadedPlugin, engine, new_store};
+use crate::bindings::{HandleError, Handled, Header, Projection, WitEvent};
 use crate::event::Event;
+use crate::failure::{Failure, FailureKind, clip_owned};
 use crate::host::call::Purpose;
 use crate::host::held::Output;
 use crate::host::{CallReport, HostState};

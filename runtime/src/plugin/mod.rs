@@ -1,11 +1,9 @@
 //! Plugins: the wasmtime engine, loading and validating components against
 //! the contract, the compiled-component cache, and running instances.
 
-pub mod bindings;
 pub mod cache;
 pub mod contract;
 pub mod engine;
-pub mod failure;
 pub mod instance;
 pub mod native;
 pub mod outcome;
@@ -13,18 +11,17 @@ pub mod query;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use wasmtime::component::Linker;
 use wasmtime::{Engine, Store};
 
+use crate::bindings::{self, Projection, ProjectionPre};
 use crate::host::{self, HostState, StoreCtx};
 use crate::store::{AuthScope, Grant};
-use bindings::{Projection, ProjectionPre};
 
-pub use bindings::{HandleError, Handled};
+pub use crate::bindings::{HandleError, Handled};
+pub use crate::failure::{Failure, FailureKind};
 pub use cache::{ComponentCache, Provenance, digest};
-pub use failure::{Failure, FailureKind};
 pub use instance::PluginInstance;
 pub use native::{NativeInstance, NativeProjection};
 
@@ -73,30 +70,7 @@ pub enum PluginError {
     },
 }
 
-/// Resource limits of one plugin, and what its sandbox grants beyond the
-/// default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Deadline of one call (`handle`, `migrate`, `metadata`, a query),
-    /// host calls included.
-    pub timeout: Duration,
-    /// Linear memory cap of one instance, in bytes; also the most host
-    /// memory one call's query results may take, and the longest value.
-    pub memory_bytes: usize,
-    /// Whether the plugin reads the host's real clock (`clock = "host"`)
-    /// instead of the event's time.
-    pub host_clock: bool,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_millis(1_000),
-            memory_bytes: 64 << 20,
-            host_clock: false,
-        }
-    }
-}
+pub use crate::config::Limits;
 
 /// The engine, the linker with WASI and ferry's imports, and the cache.
 pub struct PluginHost {

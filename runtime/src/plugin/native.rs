@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use rusqlite::Connection;
 
-use super::bindings::{HandleError, Handled};
-use super::failure::{Failure, FailureKind};
+use crate::bindings::{HandleError, Handled};
 use crate::event::Event;
+use crate::failure::{Failure, FailureKind};
 use crate::store::{AuthScope, Grant, SharedConn};
 
 /// Projection logic running natively in the host.

@@ -5,8 +5,8 @@
 
 use wasmtime::Trap;
 
-use super::bindings::HandleError;
-use super::failure::{Failure, FailureKind, clip_owned};
+use crate::bindings::HandleError;
+use crate::failure::{Failure, FailureKind, clip_owned};
 use crate::host::CallReport;
 
 /// The failure for an error wasmtime raised during a call: the guest's

@@ -11,34 +11,13 @@ use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
 
-use super::command::{Command, ControlError, ControlErrorKind, Reply, answer};
-use crate::api::{Refusal, Status};
 use crate::config::{Config, PluginConfig};
+use crate::control::{
+    Command, ControlError, ControlErrorKind, Refusal, Reply, Request, Status, answer,
+};
 use crate::pipeline::{Activation, PluginCode};
 use crate::plugin::{PluginHost, digest};
 use crate::store::history::Trigger;
-
-/// What the worker is asked to do.
-pub(crate) enum Request {
-    /// Compile `bytes` as the new version of plugin `name`.
-    Deploy {
-        name: String,
-        bytes: Vec<u8>,
-        /// Where the bytes came from, for messages.
-        origin: String,
-        trigger: Trigger,
-        /// Write the bytes over the plugin's configured file once active.
-        persist: bool,
-        reply: Option<Reply<Activation>>,
-    },
-    /// Load what changed in `config` and reconfigure.
-    Reload {
-        config: Box<Config>,
-        reply: Option<Reply<Vec<Activation>>>,
-    },
-    /// Stop the worker.
-    Stop,
-}
 
 /// The running worker.
 pub(crate) struct Deployer {

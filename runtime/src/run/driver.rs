@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::api::Status;
 use crate::config::PipelineConfig;
+use crate::control::Status;
 use crate::event::Event;
 use crate::pipeline::{Backoff, BatchReport, Fences, Pipeline};
 use crate::source::Source;
@@ -35,7 +35,7 @@ impl Driver {
             batch_size: config.batch_size,
             linger: Duration::from_millis(config.linger_ms),
             idle: IDLE_POLL,
-            retry: Backoff::new(&config.retry),
+            retry: config.retry.backoff(),
             host_failures: 0,
             events: Vec::with_capacity(config.batch_size),
             fences: Fences::new(),
@@ -48,7 +48,7 @@ impl Driver {
     pub fn reconfigure(&mut self, config: &PipelineConfig) {
         self.batch_size = config.batch_size;
         self.linger = Duration::from_millis(config.linger_ms);
-        self.retry = Backoff::new(&config.retry);
+        self.retry = config.retry.backoff();
     }
 
     /// Shares the idle wait among `sources` sources.
@@ -101,7 +101,7 @@ impl Driver {
                 if let Some(s) = &self.status {
                     s.batch_committed(&report, began.elapsed());
                 }
-                source.after_batch(&report);
+                source.after_batch(&report.delivery);
                 Some(report)
             }
             Err(e) => {

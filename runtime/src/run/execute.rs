@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::command::{Command, ControlError, ControlErrorKind, Redriven, answer};
 use super::{Driver, publish_plugins};
-use crate::api::{Refusal, Status};
 use crate::config::Config;
+use crate::control::{Command, ControlError, ControlErrorKind, Redriven, answer};
+use crate::control::{Refusal, Status};
 use crate::pipeline::Pipeline;
 use crate::pipeline::redrive::Redriven as Outcome;
 use crate::plugin::Handled;

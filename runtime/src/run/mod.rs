@@ -5,64 +5,45 @@
 //! and report progress. Shuts down gracefully: the current batch commits,
 //! the sources close.
 
-pub mod command;
+pub mod assemble;
 mod deploy;
 mod driver;
+mod embed;
 mod execute;
+mod handle;
+pub mod ports;
 mod progress;
+pub mod rebuild;
+pub mod replay;
 mod start;
 mod watch;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use parking_lot::Mutex;
 
-use crate::api::{ApiServer, PartitionView, Phase, SourceView, Status, StreamView};
-use crate::app::load_plugins;
+use crate::api::ApiServer;
 use crate::config::{Config, PluginConfig, SourceConfig};
+use crate::control::{
+    Control, Inbox, PartitionView, Phase, Request, SourceView, Status, StreamView,
+};
 use crate::pipeline::{Outcome, Pipeline, PluginCode};
 use crate::plugin::{NativeProjection, PluginHost};
 use crate::source::Source;
 use crate::store::{Db, checkpoint};
 
-pub(crate) use command::Command;
-pub use command::{ControlError, ControlErrorKind, Redriven};
-pub(crate) use deploy::Request;
+pub use assemble::{build_pipeline, load_plugins};
 pub use driver::Driver;
+pub use embed::{Runtime, RuntimeBuilder};
+pub use handle::RuntimeHandle;
 pub use start::EMBEDDED;
 
 /// How often the loop refreshes the partitions the API shows.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
-
-/// What the loop shares with the API and with embedding hosts.
-pub struct Control {
-    /// What the loop publishes.
-    pub status: Arc<Status>,
-    pub(crate) stop: Arc<AtomicBool>,
-    pub(crate) reload: Arc<AtomicBool>,
-    pub(crate) commands: Sender<Command>,
-    pub(crate) requests: Sender<Request>,
-    /// The SQLite file.
-    pub db_path: PathBuf,
-    pub(crate) api_addr: Mutex<Option<SocketAddr>>,
-    /// `[api]` settings.
-    pub api: crate::config::ApiConfig,
-    pub(crate) queries: crate::api::query::QueryPool,
-}
-
-impl std::fmt::Debug for Control {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Control")
-            .field("db_path", &self.db_path)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Everything the loop needs to start.
 pub(crate) struct Launch {
@@ -73,12 +54,6 @@ pub(crate) struct Launch {
     pub(crate) serve_api: bool,
     /// Print the addresses (embedded broker, API) on stdout.
     pub(crate) announce: bool,
-}
-
-/// The receiving ends of the control channels.
-pub(crate) struct Inbox {
-    pub(crate) commands: Receiver<Command>,
-    pub(crate) requests: Receiver<Request>,
 }
 
 /// Runs until `control.stop` is set (or starting fails).
@@ -133,7 +108,7 @@ fn run_inner(launch: Launch, control: &Arc<Control>, inbox: Inbox) -> anyhow::Re
         .map(|(c, p)| (c, PluginCode::Wasm(p)))
         .collect();
     codes.extend(natives.into_iter().map(|(c, n)| (c, PluginCode::Native(n))));
-    let db = Db::open(&db_path, &config.store.options())?;
+    let db = Db::open(&db_path, &crate::store::StoreOptions::from(&config.store))?;
     let stats = status.stats_handle();
     let mut pipeline = Pipeline::new(db, codes, &config.pipeline, stats)?;
     let (mut sources, companions) =
@@ -214,7 +189,7 @@ fn run_inner(launch: Launch, control: &Arc<Control>, inbox: Inbox) -> anyhow::Re
     drop(watcher);
     drop(deployer);
     while let Ok(command) = inbox.commands.try_recv() {
-        command::refuse_unavailable(command);
+        crate::control::refuse_unavailable(command);
     }
     drop(api);
     *control.api_addr.lock() = None;

@@ -4,31 +4,31 @@
 
 use std::path::Path;
 
+use std::sync::Arc;
+
+use super::ports::{StoreOutbox, StorePositions};
 use crate::config::{Config, SourceConfig};
 use crate::pipeline::Pipeline;
 use crate::source::Source;
+use crate::source::factory::{self, Companion, Needs};
 
-/// The embedded broker's bootstrap address, as written in the config.
-pub const EMBEDDED: &str = "embedded";
+pub use crate::config::EMBEDDED;
 
 /// What runs beside the sources and must stop after them.
 #[derive(Default)]
 pub(crate) struct Companions {
     #[cfg(feature = "kafka")]
     pub(crate) embedded: Option<crate::source::embedded::Embedded>,
-    #[cfg(feature = "kafka")]
-    pub(crate) publishers: Vec<crate::source::kafka::outbox::OutboxPublisher>,
+    pub(crate) publishers: Vec<Companion>,
 }
 
 impl Companions {
     /// Stops them (after the sources closed): the outbox publishers, then
     /// the embedded broker.
     pub(crate) fn stop(self) {
+        drop(self.publishers);
         #[cfg(feature = "kafka")]
-        {
-            drop(self.publishers);
-            drop(self.embedded);
-        }
+        drop(self.embedded);
     }
 
     /// Events the embedded broker's sample publisher has produced.
@@ -46,64 +46,50 @@ impl Companions {
     }
 }
 
-/// Starts every configured source (and what it needs).
+/// Starts every configured source (and what it needs) through the
+/// source factory, with checkpoints and the outbox from the store.
 pub(crate) fn start_sources(
     config: &Config,
     pipeline: &mut Pipeline,
     db_path: &Path,
     announce: bool,
 ) -> anyhow::Result<(Vec<Box<dyn Source>>, Companions)> {
-    #[allow(unused_mut)]
     let mut companions = Companions::default();
-    let _ = (&pipeline, db_path);
     #[cfg(feature = "kafka")]
     {
         companions.embedded = start_embedded(config, announce)?;
     }
+    #[cfg(not(feature = "kafka"))]
+    let _ = announce;
     #[cfg(feature = "kafka")]
-    let stats_ms = config.runtime.progress_interval_ms.clamp(100, 5_000);
+    let embedded = companions
+        .embedded
+        .as_ref()
+        .map(|e| e.bootstrap().to_owned());
+    #[cfg(not(feature = "kafka"))]
+    let embedded: Option<String> = None;
+    let options = crate::store::StoreOptions::from(&config.store);
+    let outbox = || -> anyhow::Result<Box<dyn crate::source::Outbox>> {
+        Ok(Box::new(StoreOutbox::open(db_path, &options)?))
+    };
+    let needs = Needs {
+        positions: Arc::new(StorePositions::new(db_path.to_owned())),
+        embedded: embedded.as_deref(),
+        stats_interval_ms: config.runtime.progress_interval_ms.clamp(100, 5_000),
+        retry: config.pipeline.retry.backoff(),
+        outbox: Some(&outbox),
+    };
     let mut sources: Vec<Box<dyn Source>> = Vec::new();
     for s in &config.sources {
-        match s {
-            #[cfg(feature = "kafka")]
-            SourceConfig::Kafka(k) => {
-                use crate::source::kafka::KafkaSource;
-                use crate::source::kafka::outbox::OutboxPublisher;
-                let bootstrap = if k.brokers == EMBEDDED {
-                    companions
-                        .embedded
-                        .as_ref()
-                        .map(|e| e.bootstrap().to_owned())
-                        .unwrap_or_default()
-                } else {
-                    k.brokers.clone()
-                };
-                if let Some(topic) = &k.dead_letter_topic {
-                    pipeline.set_dead_letter_topic(&k.name, topic);
-                    companions
-                        .publishers
-                        .push(OutboxPublisher::start(k, &bootstrap, db_path)?);
-                }
-                sources.push(Box::new(KafkaSource::start(
-                    k, &bootstrap, db_path, stats_ms,
-                )?));
-            }
-            #[cfg(feature = "http-feed")]
-            SourceConfig::HttpFeed(f) => {
-                let backoff = crate::pipeline::Backoff::new(&config.pipeline.retry);
-                sources.push(Box::new(crate::source::http_feed::HttpFeedSource::start(
-                    f, db_path, backoff,
-                )?));
-            }
-            #[allow(unreachable_patterns)]
-            other => anyhow::bail!(
-                "source `{}` is of kind `{}`, which this ferry was built without",
-                other.name(),
-                other.kind()
-            ),
+        if let SourceConfig::Kafka(k) = s
+            && let Some(topic) = &k.dead_letter_topic
+        {
+            pipeline.set_dead_letter_topic(&k.name, topic);
         }
+        let opened = factory::open(s, &needs)?;
+        sources.push(opened.source);
+        companions.publishers.extend(opened.companion);
     }
-    let _ = announce;
     Ok((sources, companions))
 }
 
@@ -141,7 +127,7 @@ fn start_embedded(
         // librdkafka's mock broker speaks ApiVersions up to v2 and answers
         // a newer one in a form that kafka-python 3 and the Java client
         // 4.x cannot read, so the hint names a librdkafka-based client
-        // (tested: `tests/tests/apache_kafka.rs`).
+        // (tested: `tests/tests/it/apache_kafka.rs`).
         println!(
             "  produce to it with a librdkafka-based client, e.g. confluent-kafka (Python): Producer({{\"bootstrap.servers\": \"{}\"}})",
             e.bootstrap()

@@ -19,9 +19,9 @@ use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 
-use super::deploy::Request;
-use crate::api::Status;
 use crate::config::Config;
+use crate::control::Request;
+use crate::control::Status;
 use crate::plugin::digest;
 use crate::store::history::Trigger;
 

@@ -6,23 +6,32 @@
 //! - [`http_feed`]: a polled HTTP event feed (feature `http-feed`);
 //! - [`embedded`]: librdkafka's mock cluster and a sample publisher
 //!   (feature `kafka`);
-//! - [`replay`]: a JSON Lines file, for `ferry replay`.
+//! - [`replay`]: a JSON Lines file, for `ferry replay`;
+//! - [`factory`]: the one place a source is built from its configuration;
+//! - [`ports`]: what a source needs from the store ([`Positions`],
+//!   [`Outbox`]), implemented by the run loop: sources never open SQLite;
+//! - [`event_type`]: finding a record's event type.
 
 #[cfg(feature = "kafka")]
 pub mod embedded;
+pub mod event_type;
+pub mod factory;
 #[cfg(feature = "http-feed")]
 pub mod http_feed;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod ports;
 pub mod replay;
+
+pub use ports::{Outbox, Positions};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::delivery::{Fences, PartitionKey, Verdicts};
 use crate::event::Event;
-use crate::pipeline::{BatchReport, Fences, PartitionKey};
 
 /// A running source, driven by the run loop one batch at a time.
 pub trait Source: Send {
@@ -39,7 +48,7 @@ pub trait Source: Send {
     /// Appends up to `max` events to `out` (in partition order), waiting
     /// up to `idle` for the first one and then at most `linger` for the
     /// batch to fill; records in `fences` what each partition's batch must
-    /// prove in SQLite (see [`crate::pipeline::Fence`]).
+    /// prove in SQLite (see [`crate::delivery::Fence`]).
     fn poll(
         &mut self,
         out: &mut Vec<Event>,
@@ -52,7 +61,7 @@ pub trait Source: Send {
     /// Follows a committed batch's verdicts: pause blocked partitions
     /// (retry later from their offset, or stop), release fenced ones, and
     /// acknowledge what SQLite now holds.
-    fn after_batch(&mut self, report: &BatchReport);
+    fn after_batch(&mut self, verdicts: &Verdicts);
 
     /// After a batch that could not be committed at all: every partition
     /// in `events` waits `delay`, then starts again from its first event.

@@ -10,10 +10,12 @@
 pub mod authorizer;
 pub mod checkpoint;
 pub mod checkpointer;
+mod connection;
 pub mod dead_letter;
 pub mod fence;
 pub mod history;
 pub mod outbox;
+pub mod rebuild;
 pub mod registry;
 pub mod schema;
 pub mod sql_scan;
@@ -22,11 +24,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use rusqlite::{Connection, OpenFlags};
-use serde::Deserialize;
+use rusqlite::Connection;
 
 pub use authorizer::{AuthScope, Created, Finished, Grant};
 pub use checkpoint::Checkpoint;
+pub use connection::{open_read_only, open_reader, open_writer};
 pub use dead_letter::{DeadLetter, NewDeadLetter};
 
 /// The writer connection, shared by the pipeline and the plugin host.
@@ -96,18 +98,7 @@ impl<T> SqlContext<T> for rusqlite::Result<T> {
     }
 }
 
-/// How durable a commit is.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Synchronous {
-    /// WAL with `synchronous=NORMAL`: survives a process crash; a power loss
-    /// may roll back the newest transactions (effect and checkpoint together,
-    /// so the projection stays consistent and the events are re-consumed).
-    #[default]
-    Normal,
-    /// `synchronous=FULL`: every commit is fsynced.
-    Full,
-}
+pub use crate::config::Synchronous;
 
 /// Options for opening the store.
 #[derive(Debug, Clone)]
@@ -121,6 +112,17 @@ pub struct StoreOptions {
     /// Checkpoint the write-ahead log on a background thread every this
     /// many milliseconds (0: inline, SQLite's default, every 1000 pages).
     pub checkpoint_interval_ms: u64,
+}
+
+impl From<&crate::config::StoreConfig> for StoreOptions {
+    fn from(c: &crate::config::StoreConfig) -> Self {
+        Self {
+            synchronous: c.synchronous,
+            busy_timeout_ms: c.busy_timeout_ms,
+            cache_size_kib: c.cache_size_kib,
+            checkpoint_interval_ms: c.checkpoint_interval_ms,
+        }
+    }
 }
 
 impl Default for StoreOptions {
@@ -159,39 +161,7 @@ impl Db {
             path: path.to_owned(),
             source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                open_err(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-                    Some(format!("cannot create directory {}: {e}", dir.display())),
-                ))
-            })?;
-        }
-        let mut conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(open_err)?;
-        let sync = match options.synchronous {
-            Synchronous::Normal => "NORMAL",
-            Synchronous::Full => "FULL",
-        };
-        conn.busy_timeout(std::time::Duration::from_millis(options.busy_timeout_ms))
-            .map_err(open_err)?;
-        let autocheckpoint = if options.checkpoint_interval_ms > 0 {
-            checkpointer::SAFETY_NET_PAGES
-        } else {
-            1_000
-        };
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA cache_size = -{};
-             PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = {autocheckpoint};
-             PRAGMA journal_size_limit = 67108864;",
-            options.cache_size_kib
-        ))
-        .map_err(open_err)?;
+        let mut conn = connection::open_writer(path, options)?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(open_err)?;
@@ -313,39 +283,6 @@ impl Drop for Db {
     fn drop(&mut self) {
         self.rollback();
     }
-}
-
-/// Opens a read-only connection to a ferry database (for the CLI's
-/// inspection commands and readers).
-pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
-    Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|source| StoreError::Open {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-/// Opens a read-only connection for plugin query functions: SQLite's
-/// authorizer installed (the caller scopes each call to a reader grant),
-/// a busy timeout, and a small statement cache.
-pub fn open_reader(
-    path: &Path,
-    busy_timeout_ms: u64,
-) -> Result<(SharedConn, AuthScope), StoreError> {
-    let mut conn = open_read_only(path)?;
-    let open_err = |source| StoreError::Open {
-        path: path.to_owned(),
-        source,
-    };
-    conn.busy_timeout(std::time::Duration::from_millis(busy_timeout_ms))
-        .map_err(open_err)?;
-    conn.set_prepared_statement_cache_capacity(64);
-    let scope = AuthScope::default();
-    scope.install(&mut conn).map_err(open_err)?;
-    Ok((Arc::new(Mutex::new(conn)), scope))
 }
 
 #[cfg(test)]

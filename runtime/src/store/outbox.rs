@@ -8,24 +8,7 @@ use super::dead_letter::{headers_from_json, headers_to_json};
 use super::schema::NOW;
 use super::{SqlContext, StoreError};
 
-/// One queued message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxMessage {
-    /// Row id.
-    pub id: i64,
-    /// The configured source whose publisher sends it.
-    pub source: String,
-    /// Destination topic.
-    pub topic: String,
-    /// Record key.
-    pub key: Option<Vec<u8>>,
-    /// Record value.
-    pub payload: Vec<u8>,
-    /// Record headers.
-    pub headers: Vec<(String, Vec<u8>)>,
-    /// Failed send attempts so far.
-    pub attempts: u32,
-}
+pub use crate::delivery::Outgoing as OutboxMessage;
 
 /// Queues a message (inside the caller's transaction).
 pub fn enqueue(
@@ -103,6 +86,39 @@ pub fn failed(conn: &Connection, id: i64, error: &str) -> Result<(), StoreError>
     )
     .during("recording a failed outbox send")?;
     Ok(())
+}
+
+/// The outbox publisher's own connection: a second writer beside the
+/// pipeline's, opened with the same pragmas (`store::open_writer`); SQLite's
+/// lock and busy timeout order its short transactions with the batches.
+#[derive(Debug)]
+pub struct PublisherConn(Connection);
+
+impl PublisherConn {
+    /// Opens it on the database at `path`.
+    pub fn open(path: &std::path::Path, options: &super::StoreOptions) -> Result<Self, StoreError> {
+        Ok(Self(super::open_writer(path, options)?))
+    }
+
+    /// Up to `limit` messages of `source`, oldest first.
+    pub fn fetch(&self, source: &str, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
+        fetch(&self.0, source, limit)
+    }
+
+    /// Removes the messages the broker acknowledged, in one transaction.
+    pub fn delivered(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let tx = self
+            .0
+            .unchecked_transaction()
+            .during("deleting sent outbox messages")?;
+        delete(&tx, ids)?;
+        tx.commit().during("deleting sent outbox messages")
+    }
+
+    /// Records a failed send of message `id`.
+    pub fn failed(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        failed(&self.0, id, error)
+    }
 }
 
 /// Messages waiting to be sent.

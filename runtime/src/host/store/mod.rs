@@ -3,7 +3,7 @@
 //!
 //! Every statement goes through the same steps: prepared under the
 //! plugin's grant (the authorizer decides per table and column), checked
-//! for what only the host can judge ([`guard`]: views, triggers, renames,
+//! for what only the host can judge (`guard`: views, triggers, renames,
 //! tables read without a column), then run. A statement that creates a
 //! view or trigger or alters a table runs in a savepoint of its own and is
 //! rolled back if what it made reaches past the grant. While it runs,
@@ -30,8 +30,8 @@ use rusqlite::limits::Limit;
 use rusqlite::{Connection, Statement};
 
 use super::HostState;
-use crate::plugin::bindings::ferry::plugin::store::{Host, Rows};
-use crate::plugin::bindings::{StoreError, Value};
+use crate::bindings::ferry::plugin::store::{Host, Rows};
+use crate::bindings::{StoreError, Value};
 use crate::store::{AuthScope, Finished, Grant, SharedConn, sql_scan};
 use values::Budget;
 

@@ -5,7 +5,7 @@
 use rusqlite::ToSql;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 
-use crate::plugin::bindings::{StoreError, Value};
+use crate::bindings::{StoreError, Value};
 
 /// Bytes one result value costs besides its text or blob (the WIT value and
 /// its place in the row).

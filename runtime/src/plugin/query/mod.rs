@@ -19,8 +19,8 @@ mod convert;
 pub use convert::to_json;
 use convert::{describe, param_value};
 
-use super::failure::{Failure, FailureKind};
 use super::{LoadedPlugin, engine, new_store};
+use crate::failure::{Failure, FailureKind};
 use crate::host::HostState;
 use crate::host::call::Purpose;
 use crate::store::{AuthScope, Grant, SharedConn};

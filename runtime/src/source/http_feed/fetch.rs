@@ -15,11 +15,11 @@ use parking_lot::Mutex;
 use super::client::{Client, FetchError};
 use super::page::{self, Entry};
 use super::time::parse_ms;
+use crate::backoff::Backoff;
 use crate::config::{GapPolicy, HttpFeedSourceConfig};
 use crate::event::Event;
-use crate::pipeline::Backoff;
-use crate::plugin::{Failure, FailureKind};
-use crate::router::TypeExtractor;
+use crate::failure::{Failure, FailureKind};
+use crate::source::event_type::TypeExtractor;
 
 /// What the source tells the fetcher.
 pub(super) enum Cmd {

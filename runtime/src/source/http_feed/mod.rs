@@ -21,7 +21,6 @@ mod page;
 mod time;
 
 use std::collections::VecDeque;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -30,10 +29,10 @@ use anyhow::Context as _;
 use parking_lot::Mutex;
 
 use super::{PartitionState, PartitionStatus, Source};
+use crate::backoff::Backoff;
 use crate::config::HttpFeedSourceConfig;
+use crate::delivery::{Fence, Fences, PartitionKey, Verdicts};
 use crate::event::Event;
-use crate::pipeline::{Backoff, BatchReport, Fence, Fences, PartitionKey};
-use crate::store::checkpoint;
 use fetch::{Cmd, Condition, FeedState, Fetcher, Page};
 
 /// Pages fetched ahead of the pipeline.
@@ -73,18 +72,23 @@ impl std::fmt::Debug for HttpFeedSource {
 }
 
 impl HttpFeedSource {
-    /// Starts polling `config.url` from the checkpoint in `db_path`;
+    /// Starts polling `config.url` from its checkpoint in `positions`;
     /// failed requests back off per `backoff`.
     pub fn start(
         config: &HttpFeedSourceConfig,
-        db_path: &Path,
+        positions: &dyn crate::source::Positions,
         backoff: Backoff,
     ) -> anyhow::Result<Self> {
         let key: Arc<str> = config.name.as_str().into();
-        let next = match crate::store::open_read_only(db_path) {
-            Ok(conn) => checkpoint::load(&conn, &key, 0)?.map(|c| c + 1),
-            Err(_) => None,
-        };
+        let next = positions
+            .checkpoint(&key, 0)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "reading the checkpoint of feed source `{}`: {e}",
+                    config.name
+                )
+            })?
+            .map(|c| c + 1);
         let state = Arc::new(Mutex::new(FeedState::default()));
         let (tx, rx) = std::sync::mpsc::sync_channel(PREFETCH_PAGES);
         let fetcher = Fetcher::start(
@@ -192,7 +196,7 @@ impl Source for HttpFeedSource {
         }
     }
 
-    fn after_batch(&mut self, report: &BatchReport) {
+    fn after_batch(&mut self, report: &Verdicts) {
         let key: PartitionKey = (Arc::clone(&self.key), 0);
         if let Some(g) = report.claimed.get(&key) {
             self.claim = Some(*g);

@@ -46,6 +46,9 @@ impl KafkaSource {
                     missing = true;
                     continue;
                 }
+                if let Some(log) = &self.shared.client_log {
+                    log.ferry_resolved("topic", &format!("topic `{topic}` "));
+                }
                 all.extend(t.partitions().iter().map(|p| (topic.clone(), p.id())));
             }
         }
@@ -78,11 +81,7 @@ impl KafkaSource {
     }
 
     fn assign_all(&mut self, all: &[TopicPartition]) -> anyhow::Result<()> {
-        let conn = crate::store::open_read_only(&self.consumer.context().db_path)?;
-        let offsets = self
-            .consumer
-            .context()
-            .start_offsets(&self.consumer, &conn, all);
+        let offsets = self.consumer.context().start_offsets(&self.consumer, all);
         let mut tpl = TopicPartitionList::new();
         for ((topic, p), offset) in all.iter().zip(offsets) {
             tpl.add_partition_offset(topic, *p, offset)?;

@@ -120,6 +120,20 @@ impl ClientLog {
         self.problem(&key(kind, text), kind, text);
     }
 
+    /// Ends ferry's own problems of `kind` whose text starts with `prefix`
+    /// (the topic it could not find is there now).
+    pub fn ferry_resolved(&self, kind: &str, prefix: &str) {
+        let mut problems = self.problems.lock();
+        problems.retain(|k, p| {
+            let over = k.starts_with(&format!("{kind}:")) && p.text.starts_with(prefix);
+            if over {
+                tracing::info!(source = %self.source, error = %p.text, lasted_s = p.since.elapsed().as_secs(),
+                    repeats = p.repeats, "The Kafka client's problem has cleared.");
+            }
+            !over
+        });
+    }
+
     fn problem(&self, key: &str, kind: &str, text: &str) {
         let now = Instant::now();
         let mut problems = self.problems.lock();
@@ -225,6 +239,16 @@ mod tests {
         assert_eq!(log.problems.lock().len(), 1, "still going");
         log.tick(true);
         assert!(log.current().is_none(), "a broker answers: over");
+    }
+
+    #[test]
+    fn a_topic_that_appears_clears_its_own_problem_only() {
+        let log = ClientLog::new("s", "127.0.0.1:1");
+        log.ferry_problem("topic", "topic `a` does not exist (yet): 3");
+        log.ferry_problem("topic", "topic `b` does not exist (yet): 3");
+        log.ferry_resolved("topic", "topic `a` ");
+        let now = log.current().unwrap();
+        assert!(!now.contains("`a`") && now.contains("`b`"), "{now}");
     }
 
     #[test]

@@ -7,7 +7,6 @@
 //! are committed to the group for the next owner.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -21,7 +20,8 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
 use crate::config::StartFrom;
-use crate::store::checkpoint;
+use crate::delivery::checkpoint_key;
+use crate::source::Positions;
 
 /// How long reading the group's committed offsets may take.
 const COMMITTED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -37,7 +37,7 @@ pub struct Ownership {
     /// Owned partitions and the generation they were assigned in.
     pub owned: HashMap<TopicPartition, u64>,
     /// SQLite fencing generations claimed under the current assignment
-    /// (see [`crate::store::fence`]); a partition without one is claimed
+    /// (see `store::fence`); a partition without one is claimed
     /// by its next batch.
     pub claims: HashMap<TopicPartition, i64>,
 }
@@ -59,8 +59,8 @@ pub struct Shared {
 pub struct FerryContext {
     /// Source name (checkpoint keys are `<source>/<topic>`).
     pub source: String,
-    /// SQLite file holding the checkpoints.
-    pub db_path: PathBuf,
+    /// The checkpoints in SQLite.
+    pub positions: Arc<dyn Positions>,
     /// Where partitions without a checkpoint start.
     pub start: StartFrom,
     /// Where a partition without a checkpoint starts when `start` is
@@ -110,9 +110,9 @@ impl FerryContext {
     /// The offset to start `(topic, partition)` from: checkpoint + 1, or
     /// the `start_without_checkpoint` choice (`Stored` for `committed`; see
     /// [`Self::start_offsets`], which resolves it).
-    pub fn start_offset(&self, conn: &rusqlite::Connection, topic: &str, partition: i32) -> Offset {
-        let key = format!("{}/{topic}", self.source);
-        match checkpoint::load(conn, &key, partition) {
+    pub fn start_offset(&self, topic: &str, partition: i32) -> Offset {
+        let key = checkpoint_key(&self.source, topic);
+        match self.positions.checkpoint(&key, partition) {
             Ok(Some(o)) => Offset::Offset(o + 1),
             Ok(None) => self.without_checkpoint(),
             Err(e) => {
@@ -152,12 +152,11 @@ impl FerryContext {
     pub fn start_offsets(
         &self,
         consumer: &BaseConsumer<Self>,
-        conn: &rusqlite::Connection,
         parts: &[TopicPartition],
     ) -> Vec<Offset> {
         let mut offsets: Vec<Offset> = parts
             .iter()
-            .map(|(t, p)| self.start_offset(conn, t, *p))
+            .map(|(t, p)| self.start_offset(t, *p))
             .collect();
         let mut stored = TopicPartitionList::new();
         for ((t, p), o) in parts.iter().zip(&offsets) {
@@ -197,19 +196,12 @@ impl FerryContext {
     }
 
     fn position_at_checkpoints(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
-        let conn = match crate::store::open_read_only(&self.db_path) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "Cannot read checkpoints for a new assignment.");
-                return;
-            }
-        };
         let parts: Vec<TopicPartition> = tpl
             .elements()
             .iter()
             .map(|e| (e.topic().to_owned(), e.partition()))
             .collect();
-        let offsets = self.start_offsets(consumer, &conn, &parts);
+        let offsets = self.start_offsets(consumer, &parts);
         for ((topic, p), offset) in parts.into_iter().zip(offsets) {
             if let Err(e) = tpl.set_partition_offset(&topic, p, offset) {
                 tracing::error!(topic, partition = p, error = %e, "Cannot set a start offset.");

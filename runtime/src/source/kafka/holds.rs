@@ -13,8 +13,8 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use super::context::TopicPartition;
 use super::{Hold, KafkaSource, Why, single};
 use crate::config::KafkaMode;
+use crate::delivery::Verdicts;
 use crate::event::Event;
-use crate::pipeline::BatchReport;
 
 impl KafkaSource {
     /// Housekeeping between batches: resumes partitions whose backoff is
@@ -84,7 +84,7 @@ impl KafkaSource {
     }
 
     /// Pauses blocked partitions and commits the offsets SQLite now holds.
-    pub fn after_batch(&mut self, report: &BatchReport) {
+    pub fn after_batch(&mut self, report: &Verdicts) {
         {
             let mut own = self.shared.ownership.lock();
             for (key, g) in &report.claimed {

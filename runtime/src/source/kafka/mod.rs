@@ -24,7 +24,6 @@ mod poll;
 mod status;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,9 +33,9 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::{PartitionStatus, Source};
 use crate::config::{KafkaMode, KafkaSourceConfig};
+use crate::delivery::{Fences, PartitionKey, Verdicts};
 use crate::event::Event;
-use crate::pipeline::{BatchReport, Fences, PartitionKey};
-use crate::router::TypeExtractor;
+use crate::source::event_type::TypeExtractor;
 use context::{FerryContext, Shared, TopicPartition};
 
 /// How often replica mode looks for new partitions (and for topics that
@@ -114,11 +113,11 @@ impl std::fmt::Debug for KafkaSource {
 
 impl KafkaSource {
     /// Connects to `bootstrap` and starts consuming `config`'s topics;
-    /// checkpoints are read from `db_path`.
+    /// checkpoints come from `positions`.
     pub fn start(
         config: &KafkaSourceConfig,
         bootstrap: &str,
-        db_path: &Path,
+        positions: Arc<dyn crate::source::Positions>,
         stats_interval_ms: u64,
     ) -> anyhow::Result<Self> {
         let shared = Arc::new(Shared {
@@ -127,7 +126,7 @@ impl KafkaSource {
         });
         let context = FerryContext {
             source: config.name.clone(),
-            db_path: db_path.to_owned(),
+            positions,
             start: config.start_without_checkpoint,
             fallback: client::fallback_start(config),
             commits: config.group_id.is_some(),
@@ -142,7 +141,12 @@ impl KafkaSource {
         let keys: HashMap<String, Arc<str>> = config
             .topics
             .iter()
-            .map(|t| (t.clone(), Arc::from(format!("{}/{t}", config.name))))
+            .map(|t| {
+                (
+                    t.clone(),
+                    Arc::from(crate::delivery::checkpoint_key(&config.name, t)),
+                )
+            })
             .collect();
         let topics = keys
             .iter()
@@ -189,7 +193,7 @@ impl KafkaSource {
     }
 
     /// Commits the durable offsets of the owned partitions (see
-    /// [`FerryContext::commit_durable`]) and leaves the group (`Drop`).
+    /// `FerryContext::commit_durable`) and leaves the group (`Drop`).
     pub fn close(self) {
         let mut owned = TopicPartitionList::new();
         for tp in self.shared.ownership.lock().owned.keys() {
@@ -258,7 +262,7 @@ impl Drop for KafkaSource {
     /// Gives the assignment up, then closes the consumer, bounded: rdkafka's
     /// own close waits without a limit (for ever when the broker has gone
     /// away mid-shutdown), so ferry closes the consumer itself within
-    /// [`CLOSE_LIMIT`] and abandons one that does not close (its threads
+    /// `CLOSE_LIMIT` and abandons one that does not close (its threads
     /// keep running until the process ends) rather than hanging shutdown.
     /// rdkafka then finds the consumer closed and logs that closing its
     /// queue again failed (target `rdkafka::consumer::base_consumer`; the
@@ -301,7 +305,7 @@ impl Source for KafkaSource {
         self.polled = polled;
     }
 
-    fn after_batch(&mut self, report: &BatchReport) {
+    fn after_batch(&mut self, report: &Verdicts) {
         KafkaSource::after_batch(self, report);
     }
 

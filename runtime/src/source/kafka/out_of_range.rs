@@ -27,8 +27,7 @@ use super::context::TopicPartition;
 use super::{Hold, KafkaSource, Polled};
 use crate::config::{KafkaMode, OutOfRange};
 use crate::event::Event;
-use crate::plugin::{Failure, FailureKind};
-use crate::store::checkpoint;
+use crate::failure::{Failure, FailureKind};
 
 /// How long one watermark or committed-offset query may take.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -93,14 +92,7 @@ impl KafkaSource {
     /// module doc). Dead letters for skipped ranges are appended to `out`,
     /// in the batch being polled.
     pub(super) fn recover_out_of_range(&mut self, out: &mut Vec<Polled>) {
-        let conn = match crate::store::open_read_only(&self.consumer.context().db_path) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(source = %self.config.name, error = %e,
-                    "An offset is out of range, and the checkpoints cannot be read to decide what to do; ferry tries again at the next report.");
-                return;
-            }
-        };
+        let positions_port = std::sync::Arc::clone(&self.consumer.context().positions);
         let assigned = match self.consumer.assignment() {
             Ok(a) => a,
             Err(e) => {
@@ -125,10 +117,14 @@ impl KafkaSource {
                 });
             let next = consumed.or_else(|| {
                 let key = self.keys.get(&tp.0)?;
-                checkpoint::load(&conn, key, tp.1)
-                    .ok()
-                    .flatten()
-                    .map(|c| c + 1)
+                match positions_port.checkpoint(key, tp.1) {
+                    Ok(c) => c.map(|c| c + 1),
+                    Err(e) => {
+                        tracing::error!(source = %self.config.name, topic = %tp.0, partition = tp.1, error = %e,
+                            "An offset is out of range, and the checkpoint cannot be read to decide what to do; ferry tries again at the next report.");
+                        None
+                    }
+                }
             });
             let current = next.map_or_else(
                 || self.consumer.context().without_checkpoint(),
@@ -149,7 +145,7 @@ impl KafkaSource {
                 }
             };
             let without = match next {
-                None => self.start_in_range(&conn, &tp, watermarks),
+                None => self.start_in_range(&tp, watermarks),
                 Some(_) => self.consumer.context().fallback_start(),
             };
             let what = format!("{} [{}]", tp.0, tp.1);
@@ -188,15 +184,10 @@ impl KafkaSource {
     /// Where a partition without a checkpoint starts now: where
     /// `start_without_checkpoint` says (the group's committed offset
     /// included) if the broker still has that offset, else the fallback.
-    fn start_in_range(
-        &self,
-        conn: &rusqlite::Connection,
-        tp: &TopicPartition,
-        (low, high): (i64, i64),
-    ) -> Offset {
+    fn start_in_range(&self, tp: &TopicPartition, (low, high): (i64, i64)) -> Offset {
         let context = self.consumer.context();
         match context
-            .start_offsets(&self.consumer, conn, std::slice::from_ref(tp))
+            .start_offsets(&self.consumer, std::slice::from_ref(tp))
             .first()
         {
             Some(Offset::Offset(o)) if (low..=high).contains(o) => Offset::Offset(*o),

@@ -4,7 +4,6 @@
 //! the SQLite commit that queued a message is the decision, this thread
 //! only delivers it.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -18,7 +17,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 
 use crate::config::KafkaSourceConfig;
-use crate::store::outbox;
+use crate::source::Outbox;
 
 /// Messages read from the outbox per round.
 const ROUND: usize = 500;
@@ -58,7 +57,7 @@ impl OutboxPublisher {
     pub fn start(
         source: &KafkaSourceConfig,
         bootstrap: &str,
-        db_path: &Path,
+        mut outbox: Box<dyn Outbox>,
     ) -> anyhow::Result<Self> {
         let mut config = ClientConfig::new();
         for (k, v) in &source.librdkafka {
@@ -78,8 +77,6 @@ impl OutboxPublisher {
                     source.name
                 )
             })?;
-        let conn = rusqlite::Connection::open(db_path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let name = source.name.clone();
@@ -87,7 +84,7 @@ impl OutboxPublisher {
             .name(format!("ferry-outbox-{name}"))
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
-                    match round(&conn, &producer, &name) {
+                    match round(outbox.as_mut(), &producer, &name) {
                         Ok(0) => std::thread::sleep(IDLE),
                         Ok(_) => {}
                         Err(e) => {
@@ -116,11 +113,11 @@ impl Drop for OutboxPublisher {
 
 /// Sends one round; returns how many messages were acknowledged.
 fn round(
-    conn: &rusqlite::Connection,
+    outbox: &mut dyn Outbox,
     producer: &BaseProducer<Deliveries>,
     source: &str,
 ) -> anyhow::Result<usize> {
-    let messages = outbox::fetch(conn, source, ROUND)?;
+    let messages = outbox.fetch(source, ROUND).map_err(anyhow::Error::msg)?;
     if messages.is_empty() {
         return Ok(0);
     }
@@ -139,7 +136,9 @@ fn round(
             record = record.key(k);
         }
         if let Err((e, _)) = producer.send(record) {
-            outbox::failed(conn, m.id, &e.to_string())?;
+            outbox
+                .failed(m.id, &e.to_string())
+                .map_err(anyhow::Error::msg)?;
             break;
         }
     }
@@ -153,12 +152,10 @@ fn round(
         .collect();
     for (id, r) in &results {
         if let Err(e) = r {
-            outbox::failed(conn, *id, e)?;
+            outbox.failed(*id, e).map_err(anyhow::Error::msg)?;
         }
     }
-    let tx = conn.unchecked_transaction()?;
-    outbox::delete(&tx, &sent)?;
-    tx.commit()?;
+    outbox.delivered(&sent).map_err(anyhow::Error::msg)?;
     if sent.len() < messages.len() {
         anyhow::bail!(
             "{} of {} dead letters were not acknowledged",

@@ -11,8 +11,8 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 
 use super::context::TopicPartition;
 use super::{KafkaSource, Polled};
+use crate::delivery::{Fence, Fences};
 use crate::event::Event;
-use crate::pipeline::{Fence, Fences};
 
 /// What the source knows about one partition while polling a batch (read
 /// once per batch, so a message costs no lock and no allocation to

@@ -8,7 +8,7 @@ use rdkafka::topic_partition_list::Offset;
 
 use super::context::TopicPartition;
 use super::{Hold, KafkaSource};
-use crate::pipeline::PartitionKey;
+use crate::delivery::PartitionKey;
 use crate::source::{PartitionState, PartitionStatus};
 
 impl KafkaSource {

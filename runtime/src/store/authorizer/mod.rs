@@ -5,7 +5,7 @@
 //! [`AuthScope`]: while the host runs its own statements the scope is
 //! `Host` and everything is allowed; while a plugin's statement is prepared
 //! and stepped the scope names that plugin's [`Grant`], and only what
-//! [`rules`] allows gets through.
+//! `rules` allows gets through.
 //!
 //! Statements are authorized when SQLite prepares them, so a cached
 //! statement must never be shared between scopes: the host store keys its

@@ -1,5 +1,5 @@
 //! A hostile plugin: every event type is one attack on ferry's sandbox (or,
-//! for `Healthy`, none). The tests in `tests/tests/hostile.rs` replay
+//! for `Healthy`, none). The tests in `tests/tests/it/hostile.rs` replay
 //! `[Healthy, <attack>, Healthy]` through it and check the documented
 //! outcome of each attack.
 //!

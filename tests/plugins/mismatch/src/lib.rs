@@ -2,7 +2,7 @@
 //! `handler`: ferry must refuse it at load time, naming what is missing.
 
 #[cfg(target_arch = "wasm32")]
-#[allow(unsafe_code)]
+#[expect(unsafe_code, reason = "the bindings wit-bindgen generates")]
 mod component {
     wit_bindgen::generate!({ path: "wit", world: "not-a-projection", generate_all });
 

@@ -22,7 +22,6 @@ use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use ferry::bindings::Value;
-use ferry::bindings::ferry::plugin::store::Host as _;
 use ferry::config::{Config, PipelineConfig};
 use ferry::event::Event;
 use ferry::host::{HostState, StoreCtx};
@@ -174,9 +173,33 @@ fn store_call(c: &mut Criterion) {
                 Value::Integer(i as i64),
                 Value::Text("0.1.0".into()),
             ];
-            black_box(state.execute(sql.to_owned(), params).unwrap())
+            black_box(state.store.execute(sql, &params).unwrap())
         });
     });
+    let mut prepared = state.store.prepare_statement(sql).unwrap();
+    c.bench_function(
+        "store_call, prepared (host side of statement.execute: upsert)",
+        |b| {
+            b.iter(|| {
+                i += 1;
+                let params = vec![
+                    Value::Text(workload::game_id(i % KEYS)),
+                    Value::Text(format!("Game {i}")),
+                    Value::Text("12.34".into()),
+                    Value::Null,
+                    Value::Integer(i as i64),
+                    Value::Text("0.1.0".into()),
+                ];
+                black_box(
+                    state
+                        .store
+                        .execute_statement(&mut prepared, &params)
+                        .unwrap(),
+                )
+            });
+        },
+    );
+    drop(prepared);
     state.store.end_call();
     db.commit().unwrap();
 }

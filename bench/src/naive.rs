@@ -67,16 +67,13 @@ pub fn run(bootstrap: &str, partitions: i32, n: u64, dir: &Path) -> anyhow::Resu
             .find(|h| h.name == "event-type")
             .map(|h| String::from_utf8_lossy(&h.value).into_owned())
             .unwrap_or_default();
-        let ev = Event {
-            source: TOPIC.to_owned(),
-            partition: m.partition(),
-            offset: m.offset(),
-            key: m.key().map(<[u8]>::to_vec),
-            event_type,
-            payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-            headers,
-            timestamp_ms: m.timestamp().to_millis(),
-        };
+        let mut ev =
+            Event::new(&event_type, m.payload().unwrap_or_default()).with_headers(&headers);
+        ev.source = TOPIC;
+        ev.partition = m.partition();
+        ev.offset = m.offset();
+        ev.key = m.key();
+        ev.timestamp_ms = m.timestamp().to_millis();
         conn.execute_batch("BEGIN")?;
         GameProjection::handle(&store, &ev).map_err(|e| anyhow::anyhow!("handle: {e:?}"))?;
         conn.prepare_cached(

@@ -31,25 +31,22 @@ impl ferry::NativeProjection for NativeGames {
         event: &ferry::Event,
         event_type: &str,
     ) -> Result<Handled, HandleError> {
-        // The same event record a plugin receives (the copies lowering into
-        // the guest would make).
-        let ev = ferry_sdk::Event {
-            source: event.source.to_string(),
-            partition: event.partition,
-            offset: event.offset,
-            key: event.key.clone(),
-            event_type: event_type.to_owned(),
-            payload: event.payload.clone(),
-            headers: event
-                .headers
-                .iter()
-                .map(|(name, value)| Header {
-                    name: name.clone(),
-                    value: value.clone(),
-                })
-                .collect(),
-            timestamp_ms: event.timestamp_ms,
-        };
+        // The same view of the event a plugin's handler gets (the headers
+        // copied, as a plugin that reads them gets them).
+        let headers: Vec<Header> = event
+            .headers
+            .iter()
+            .map(|(name, value)| Header {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect();
+        let mut ev = ferry_sdk::Event::new(event_type, &event.payload).with_headers(&headers);
+        ev.source = &event.source;
+        ev.partition = event.partition;
+        ev.offset = event.offset;
+        ev.key = event.key.as_deref();
+        ev.timestamp_ms = event.timestamp_ms;
         match game_projection::apply(&SqliteStore::new(conn), &ev, GameProjection::VERSION) {
             Ok(ferry_sdk::Handled::Applied) => Ok(Handled::Applied),
             Ok(ferry_sdk::Handled::Skipped(r)) => Ok(Handled::Skipped(r)),

@@ -85,6 +85,13 @@ impl FailureKind {
         matches!(self, FailureKind::Retryable | FailureKind::HostTransient)
     }
 
+    /// Whether the plugin itself said the event can never be applied
+    /// (`permanent`, also when a denied statement was the reason): waiting
+    /// does not change that, so it is not retried.
+    pub fn is_deterministic(self) -> bool {
+        matches!(self, FailureKind::Permanent | FailureKind::Denied)
+    }
+
     /// Whether the instance must be re-created before the next call.
     pub fn poisons_instance(self) -> bool {
         matches!(

@@ -4,9 +4,14 @@
 //! [`export_projection!`], built with `cargo build --target wasm32-wasip2`.
 //!
 //! ```ignore
-//! use ferry_sdk::{Event, EventExt, HandleError, Handled, Projection, Store};
+//! use ferry_sdk::{Event, HandleError, Handled, Projection, Sql, Store};
 //!
 //! struct Counter;
+//!
+//! /// Prepared once per plugin instance, then only bound and run.
+//! static COUNT: Sql = Sql::new(
+//!     "INSERT INTO seen VALUES (?1, 1) ON CONFLICT (type) DO UPDATE SET n = n + 1",
+//! );
 //!
 //! impl Projection for Counter {
 //!     const VERSION: &'static str = "1.0.0";
@@ -18,11 +23,8 @@
 //!             .map_err(|e| e.to_string())
 //!     }
 //!
-//!     fn handle(store: &impl Store, event: &Event) -> Result<Handled, HandleError> {
-//!         store.execute(
-//!             "INSERT INTO seen VALUES (?1, 1) ON CONFLICT (type) DO UPDATE SET n = n + 1",
-//!             &[event.event_type.as_str().into()],
-//!         )?;
+//!     fn handle(store: &impl Store, event: &Event<'_>) -> Result<Handled, HandleError> {
+//!         store.run(&COUNT, &[event.event_type.into()])?;
 //!         Ok(Handled::Applied)
 //!     }
 //! }
@@ -30,32 +32,63 @@
 //! ferry_sdk::export_projection!(Counter);
 //! ```
 //!
+//! [`export_projection!`] builds the plugin against the current contract,
+//! `ferry:plugin@0.2.0`: the host hands it whole batches and the SDK runs
+//! [`Projection::handle`] for each event, reporting each outcome as it
+//! goes, so a handler stays one event long. [`export_projection_v0_1!`]
+//! builds the same projection against `ferry:plugin@0.1.0` (one host call
+//! per event), which ferry still runs.
+//!
 //! The logic is generic over [`Store`], so the same code runs natively
 //! against SQLite in unit tests (feature `native`, [`native::SqliteStore`]).
 
 #[doc(hidden)]
 pub mod bindings {
-    wit_bindgen::generate!({
-        path: "../wit",
-        world: "projection",
-        pub_export_macro: true,
-        export_macro_name: "__export_projection_world",
-        default_bindings_module: "ferry_sdk::bindings",
-    });
+    /// `ferry:plugin@0.2.0`.
+    pub mod v0_2 {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "projection",
+            pub_export_macro: true,
+            export_macro_name: "__export_projection_world",
+            default_bindings_module: "ferry_sdk::bindings::v0_2",
+        });
+    }
+
+    /// `ferry:plugin@0.1.0`.
+    pub mod v0_1 {
+        // The 0.1 world under a name of its own (both versions call their
+        // world `projection`, and the export macros are named after it);
+        // a component's imports and exports do not carry the world's name.
+        wit_bindgen::generate!({
+            inline: "package ferry-sdk:legacy; world projection-v0-1 { include ferry:plugin/projection@0.1.0; }",
+            path: ["../wit/0.1.0"],
+            world: "ferry-sdk:legacy/projection-v0-1",
+            generate_all,
+            pub_export_macro: true,
+            export_macro_name: "__export_projection_world_v0_1",
+            default_bindings_module: "ferry_sdk::bindings::v0_1",
+        });
+    }
 }
 
+#[doc(hidden)]
+pub mod batch;
 mod event;
 pub mod log;
 #[cfg(feature = "native")]
 pub mod native;
 mod store;
+#[doc(hidden)]
+pub mod v0_1;
 mod value;
 
-pub use bindings::exports::ferry::plugin::handler::{HandleError, Handled, PluginMetadata};
-pub use bindings::ferry::plugin::store::Rows;
-pub use bindings::ferry::plugin::types::{Event, Header, StoreError, Value};
-pub use event::EventExt;
-pub use store::{HostStore, Store, StoreExt, describe};
+pub use bindings::v0_2::exports::ferry::plugin::handler::PluginMetadata;
+pub use bindings::v0_2::ferry::plugin::batch::{HandleError, Handled};
+pub use bindings::v0_2::ferry::plugin::store::Rows;
+pub use bindings::v0_2::ferry::plugin::types::{Header, StoreError, Value};
+pub use event::{Event, EventExt};
+pub use store::{HostStore, Sql, Store, StoreExt, describe};
 
 /// A projection: the logic of one ferry plugin.
 pub trait Projection {
@@ -73,21 +106,22 @@ pub trait Projection {
     /// event (and only those). May be called again for an event whose
     /// earlier call's writes were rolled back with its batch (see the WIT
     /// contract), so keep it free of effects outside the store.
-    fn handle(store: &impl Store, event: &Event) -> Result<Handled, HandleError>;
+    fn handle(store: &impl Store, event: &Event<'_>) -> Result<Handled, HandleError>;
 }
 
-/// Exports a [`Projection`] as the plugin's `handler`. Only when compiling
-/// for WebAssembly: a native build of the same crate (unit tests, the
-/// native benchmark) exports nothing.
+/// Exports a [`Projection`] as the plugin's `handler`
+/// (`ferry:plugin@0.2.0`). Only when compiling for WebAssembly: a native
+/// build of the same crate (unit tests, the native benchmark) exports
+/// nothing.
 #[macro_export]
 macro_rules! export_projection {
     ($ty:ty) => {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             struct __FerryExport;
-            impl $crate::bindings::exports::ferry::plugin::handler::Guest for __FerryExport {
-                fn metadata() -> $crate::PluginMetadata {
-                    $crate::PluginMetadata {
+            impl $crate::bindings::v0_2::exports::ferry::plugin::handler::Guest for __FerryExport {
+                fn metadata() -> $crate::bindings::v0_2::exports::ferry::plugin::handler::PluginMetadata {
+                    $crate::bindings::v0_2::exports::ferry::plugin::handler::PluginMetadata {
                         version: <$ty as $crate::Projection>::VERSION.into(),
                         schema: <$ty as $crate::Projection>::SCHEMA,
                     }
@@ -95,11 +129,45 @@ macro_rules! export_projection {
                 fn migrate(from: Option<u32>) -> Result<(), String> {
                     <$ty as $crate::Projection>::migrate(&$crate::HostStore, from)
                 }
-                fn handle(event: $crate::Event) -> Result<$crate::Handled, $crate::HandleError> {
-                    <$ty as $crate::Projection>::handle(&$crate::HostStore, &event)
+                fn handle_batch(events: &$crate::bindings::v0_2::ferry::plugin::batch::Events) {
+                    $crate::batch::drive::<$ty>(events)
                 }
             }
-    $crate::bindings::__export_projection_world!(__FerryExport with_types_in $crate::bindings);
+            $crate::bindings::v0_2::__export_projection_world!(__FerryExport with_types_in $crate::bindings::v0_2);
+        };
+    };
+}
+
+/// Exports a [`Projection`] against the older contract,
+/// `ferry:plugin@0.1.0` (one host call per event). Same projection code;
+/// for plugins that must keep running on a ferry that predates 0.2, and
+/// for testing that ferry still runs 0.1 plugins.
+#[macro_export]
+macro_rules! export_projection_v0_1 {
+    ($ty:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct __FerryExport;
+            impl $crate::bindings::v0_1::exports::ferry::plugin::handler::Guest for __FerryExport {
+                fn metadata() -> $crate::bindings::v0_1::exports::ferry::plugin::handler::PluginMetadata {
+                    $crate::bindings::v0_1::exports::ferry::plugin::handler::PluginMetadata {
+                        version: <$ty as $crate::Projection>::VERSION.into(),
+                        schema: <$ty as $crate::Projection>::SCHEMA,
+                    }
+                }
+                fn migrate(from: Option<u32>) -> Result<(), String> {
+                    <$ty as $crate::Projection>::migrate(&$crate::v0_1::HostStore, from)
+                }
+                fn handle(
+                    event: $crate::bindings::v0_1::ferry::plugin::types::Event,
+                ) -> Result<
+                    $crate::bindings::v0_1::exports::ferry::plugin::handler::Handled,
+                    $crate::bindings::v0_1::exports::ferry::plugin::handler::HandleError,
+                > {
+                    $crate::v0_1::handle::<$ty>(&event)
+                }
+            }
+            $crate::bindings::v0_1::__export_projection_world_v0_1!(__FerryExport with_types_in $crate::bindings::v0_1);
         };
     };
 }

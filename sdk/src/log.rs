@@ -1,6 +1,6 @@
 //! Logging into the host's log (tagged with the plugin and the event).
 
-use crate::bindings::ferry::plugin::log::{Level, log};
+use crate::bindings::v0_2::ferry::plugin::log::{Level, log};
 
 /// Logs at debug level.
 pub fn debug(message: &str) {
@@ -31,4 +31,4 @@ pub fn with_fields(level: Level, message: &str, fields: &[(&str, &str)]) {
     log(level, message, &fields);
 }
 
-pub use crate::bindings::ferry::plugin::log::Level as LogLevel;
+pub use crate::bindings::v0_2::ferry::plugin::log::Level as LogLevel;

@@ -1,5 +1,6 @@
 // Shared by the `games-a` and `games-b` test plugins (each defines
-// `STAMP` and includes this file): the game projection's logic stamping
+// `STAMP`, includes this file and exports `Stamped`: `games-a` against
+// contract 0.2, `games-b` against 0.1): the game projection's logic stamping
 // `STAMP` into every row, plus an audit log of every applied event. The
 // log's UNIQUE key turns a second application of an event into a
 // constraint error (so a dead letter), and its AUTOINCREMENT id records
@@ -31,12 +32,12 @@ impl Projection for Stamped {
             .map_err(|e| ferry_sdk::describe(&e))
     }
 
-    fn handle(store: &impl Store, event: &Event) -> Result<Handled, HandleError> {
+    fn handle(store: &impl Store, event: &Event<'_>) -> Result<Handled, HandleError> {
         let handled = game_projection::apply(store, event, STAMP)?;
         store.execute(
             "INSERT INTO swap_log (source, part, off, version) VALUES (?1, ?2, ?3, ?4)",
             &[
-                event.source.clone().into(),
+                event.source.into(),
                 i64::from(event.partition).into(),
                 event.offset.into(),
                 STAMP.into(),
@@ -46,4 +47,3 @@ impl Projection for Stamped {
     }
 }
 
-ferry_sdk::export_projection!(Stamped);

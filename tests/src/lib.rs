@@ -94,7 +94,8 @@ impl Workspace {
     }
 
     /// Writes `config.toml` from `body` (plugin paths may use `{chaos}`,
-    /// `{games}`, `{hostile}` and `{mismatch}`). Unless the body has a `[runtime]`
+    /// `{games}`, `{games_v01}` (the game projection on contract 0.1),
+    /// `{hostile}` and `{mismatch}`). Unless the body has a `[runtime]`
     /// table, the compiled-component cache is shared by all tests; unless
     /// it has an `[api]` table, the HTTP API listens on a free port.
     pub fn config(&self, body: &str) -> PathBuf {
@@ -112,6 +113,7 @@ impl Workspace {
         let body = body
             .replace("{chaos}", &toml_path(&plugin("chaos_plugin")))
             .replace("{games}", &toml_path(&plugin("game_projection")))
+            .replace("{games_v01}", &toml_path(&plugin("games_v01")))
             .replace("{mismatch}", &toml_path(&plugin("mismatch_plugin")))
             .replace("{hostile}", &toml_path(&plugin("hostile_plugin")));
         self.write("config.toml", body)

@@ -25,7 +25,7 @@ pub mod queries;
 
 use std::borrow::Cow;
 
-use ferry_sdk::{Event, EventExt, HandleError, Handled, Projection, Store};
+use ferry_sdk::{Event, EventExt, HandleError, Handled, Projection, Sql, Store};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -80,7 +80,7 @@ pub fn canonical_uuid(id: &str) -> Result<String, String> {
     ))
 }
 
-fn permanent(event: &Event, msg: String) -> HandleError {
+fn permanent(event: &Event<'_>, msg: String) -> HandleError {
     HandleError::Permanent(format!(
         "invalid {} payload at {}/{}@{}: {msg}",
         event.event_type, event.source, event.partition, event.offset
@@ -100,14 +100,15 @@ pub const SCHEMA_V2: &str = "CREATE TABLE IF NOT EXISTS games (
 /// Schema 1 to 2: the version stamp.
 pub const V1_TO_V2: &str = "ALTER TABLE games ADD COLUMN projected_by TEXT";
 
-const UPSERT: &str =
+static UPSERT: Sql = Sql::new(
     "INSERT INTO games (id, name, price, image_uri, updated_at_offset, projected_by)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
     ON CONFLICT (id) DO UPDATE SET name = excluded.name, price = excluded.price,
       image_uri = excluded.image_uri, updated_at_offset = excluded.updated_at_offset,
-      projected_by = excluded.projected_by";
+      projected_by = excluded.projected_by",
+);
 
-const DELETE: &str = "DELETE FROM games WHERE id = ?1";
+static DELETE: Sql = Sql::new("DELETE FROM games WHERE id = ?1");
 
 /// Creates or upgrades the `games` table: schema 1 gains `projected_by`;
 /// a table at schema 2 or newer (left by a newer version this one was
@@ -130,7 +131,7 @@ impl Projection for GameProjection {
         migrate_games(store, from)
     }
 
-    fn handle(store: &impl Store, event: &Event) -> Result<Handled, HandleError> {
+    fn handle(store: &impl Store, event: &Event<'_>) -> Result<Handled, HandleError> {
         apply(store, event, Self::VERSION)
     }
 }
@@ -139,10 +140,10 @@ impl Projection for GameProjection {
 /// logic of [`GameProjection`], reusable by plugins that wrap it).
 pub fn apply(
     store: &impl Store,
-    event: &Event,
+    event: &Event<'_>,
     projected_by: &str,
 ) -> Result<Handled, HandleError> {
-    match event.event_type.as_str() {
+    match event.event_type {
         "GameCreated" | "GameUpdated" => {
             let game: GameState<'_> = event.json_borrowed()?;
             let id = canonical_uuid(&game.id).map_err(|m| permanent(event, m))?;
@@ -151,8 +152,8 @@ pub fn apply(
             }
             let price = decimal::canonical(game.price.get())
                 .map_err(|m| permanent(event, format!("field `price`: {m}")))?;
-            store.execute(
-                UPSERT,
+            store.run(
+                &UPSERT,
                 &[
                     id.into(),
                     game.name.into_owned().into(),
@@ -167,7 +168,7 @@ pub fn apply(
         "GameDeleted" => {
             let gone: GameDeleted = event.json()?;
             let id = canonical_uuid(&gone.id).map_err(|m| permanent(event, m))?;
-            store.execute(DELETE, &[id.into()])?;
+            store.run(&DELETE, &[id.into()])?;
             Ok(Handled::Applied)
         }
         other => Ok(Handled::Skipped(format!(
@@ -181,9 +182,9 @@ trait JsonBorrowed {
     fn json_borrowed<'a, T: Deserialize<'a>>(&'a self) -> Result<T, HandleError>;
 }
 
-impl JsonBorrowed for Event {
+impl JsonBorrowed for Event<'_> {
     fn json_borrowed<'a, T: Deserialize<'a>>(&'a self) -> Result<T, HandleError> {
-        serde_json::from_slice(&self.payload).map_err(|e| permanent(self, e.to_string()))
+        serde_json::from_slice(self.payload).map_err(|e| permanent(self, e.to_string()))
     }
 }
 

@@ -9,17 +9,10 @@ use super::{GameProjection, canonical_uuid};
 const ID: &str = "3F2504E0-4F89-11D3-9A0C-0305E82C3301";
 const ID_LC: &str = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
 
-fn event(offset: i64, ty: &str, payload: &str) -> Event {
-    Event {
-        source: "test".into(),
-        partition: 0,
-        offset,
-        key: None,
-        event_type: ty.into(),
-        payload: payload.as_bytes().to_vec(),
-        headers: vec![],
-        timestamp_ms: None,
-    }
+fn event<'a>(offset: i64, ty: &'a str, payload: &'a str) -> Event<'a> {
+    let mut e = Event::new(ty, payload.as_bytes());
+    e.offset = offset;
+    e
 }
 
 fn db() -> Connection {
@@ -40,7 +33,7 @@ fn rows(c: &Connection) -> Vec<(String, String, String, Option<String>, i64)> {
     .unwrap()
 }
 
-fn handle(c: &Connection, e: &Event) -> Result<Handled, HandleError> {
+fn handle(c: &Connection, e: &Event<'_>) -> Result<Handled, HandleError> {
     GameProjection::handle(&SqliteStore::new(c), e)
 }
 

@@ -2,9 +2,15 @@
 //! `clock = "host"` grant; see [`super::call`]).
 
 use super::HostState;
-use crate::bindings::ferry::plugin::clock::Host;
+use crate::bindings::{v0_1, v0_2};
 
-impl Host for HostState {
+impl v0_2::ferry::plugin::clock::Host for HostState {
+    fn now_ms(&mut self) -> i64 {
+        self.call.now_ms()
+    }
+}
+
+impl v0_1::ferry::plugin::clock::Host for HostState {
     fn now_ms(&mut self) -> i64 {
         self.call.now_ms()
     }

@@ -5,7 +5,7 @@
 use super::HostState;
 use super::held::Line;
 use crate::bindings::Level;
-use crate::bindings::ferry::plugin::log::Host;
+use crate::bindings::{v0_1, v0_2};
 
 use crate::failure::clip as cut;
 
@@ -18,8 +18,9 @@ fn format_fields(fields: &[(String, String)]) -> String {
         .join(" ")
 }
 
-impl Host for HostState {
-    fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
+impl HostState {
+    /// Writes one plugin log line, tagged with the event being handled.
+    fn log_line(&mut self, level: Level, message: String, fields: &[(String, String)]) {
         let event = match self.call.event() {
             Some(p) => p.to_string(),
             None => "-".to_owned(),
@@ -27,9 +28,34 @@ impl Host for HostState {
         self.output.write(Line::Log {
             level,
             event,
-            fields: format_fields(&fields),
+            fields: format_fields(fields),
             message: crate::failure::clip_owned(message),
         });
+    }
+}
+
+impl v0_2::ferry::plugin::log::Host for HostState {
+    fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
+        self.log_line(level, message, &fields);
+    }
+}
+
+impl v0_1::ferry::plugin::log::Host for HostState {
+    fn log(
+        &mut self,
+        level: v0_1::ferry::plugin::log::Level,
+        message: String,
+        fields: Vec<(String, String)>,
+    ) {
+        use v0_1::ferry::plugin::log::Level as L;
+        let level = match level {
+            L::Trace => Level::Trace,
+            L::Debug => Level::Debug,
+            L::Info => Level::Info,
+            L::Warn => Level::Warn,
+            L::Error => Level::Error,
+        };
+        self.log_line(level, message, &fields);
     }
 }
 

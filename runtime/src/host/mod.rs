@@ -1,13 +1,17 @@
 //! What the host provides to plugins: one module per WIT interface
-//! (`store`, `log`, `clock`), WASI with nothing granted and deterministic
-//! clocks and random ([`wasi`]), the call in progress ([`call`]), and the
-//! per-store state they share ([`HostState`]).
+//! (`store`, `log`, `clock`, and contract 0.2's `batch`), each serving
+//! every contract version; WASI with nothing granted and deterministic
+//! clocks and random ([`wasi`]); the call in progress ([`call`]) and what
+//! its result means ([`outcome`]); and the per-store state they share
+//! ([`HostState`]).
 
+pub mod batch;
 pub mod call;
 pub mod clock;
 pub mod held;
 pub mod limits;
 pub mod log;
+pub mod outcome;
 pub mod stdio;
 pub mod store;
 pub mod wasi;
@@ -17,7 +21,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::Projection;
+use crate::bindings::{v0_1, v0_2};
 
 pub use limits::MemoryLimiter;
 pub use store::{CallReport, StoreCtx};
@@ -40,6 +44,8 @@ pub struct HostState {
     /// Where its log lines and stdout/stderr lines go (held during an
     /// optimistic pass).
     pub output: held::Output,
+    /// The events of the `handle-batch` call in progress (contract 0.2).
+    pub run: batch::Run,
 }
 
 impl HostState {
@@ -68,7 +74,13 @@ impl HostState {
             plugin,
             stderr,
             output,
+            run: batch::Run::default(),
         }
+    }
+
+    /// Prepared statements this instance holds.
+    pub fn live_statements(&self) -> usize {
+        self.store.live_statements()
     }
 }
 
@@ -81,13 +93,15 @@ impl WasiView for HostState {
     }
 }
 
-impl crate::bindings::ferry::plugin::types::Host for HostState {}
+impl v0_1::ferry::plugin::types::Host for HostState {}
+impl v0_2::ferry::plugin::types::Host for HostState {}
 
 /// Adds WASI (with ferry's clocks and random, see [`wasi`]) and ferry's
-/// own interfaces to `linker`.
+/// own interfaces, of every contract version, to `linker`.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
     wasi::add_to_linker(linker)?;
-    Projection::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+    v0_1::Projection::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+    v0_2::Projection::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
     Ok(())
 }

@@ -32,6 +32,14 @@ pub(crate) fn advance(
     }
 }
 
+/// An event routed to a plugin: its index in the batch, the plugin's slot,
+/// and its outcome if a run already has it.
+pub(crate) struct Routed {
+    index: usize,
+    slot: usize,
+    ran: Option<(Result<Handled, Failure>, std::time::Duration)>,
+}
+
 /// How a pass over a batch's events ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pass {
@@ -76,7 +84,13 @@ impl Pipeline {
             let route = ev.event_type.as_deref().and_then(|t| self.router.route(t));
             match route {
                 Some(i) => {
-                    if self.handle_routed(index, i, ev, key, &ty, report, touched)? == Pass::Rerun {
+                    let ran = self.run_outcome(index, i, events, report, touched)?;
+                    let routed = Routed {
+                        index,
+                        slot: i,
+                        ran,
+                    };
+                    if self.handle_routed(routed, ev, key, &ty, report, touched)? == Pass::Rerun {
                         return Ok(Pass::Rerun);
                     }
                 }
@@ -86,28 +100,32 @@ impl Pipeline {
         Ok(Pass::Complete)
     }
 
-    /// Runs plugin `i` on `ev` (in a savepoint on the careful pass) and
-    /// decides the outcome. A version on probation that fails the event
-    /// hands it to the previous version (in a fresh savepoint); if that one
-    /// applies it, its result stands and the failure counts against the new
-    /// version. On the optimistic pass a failure ends the pass instead.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one event of a pass: its index, plugin, event, partition, type, and the batch it belongs to"
-    )]
+    /// Runs plugin `i` on `ev` (in a savepoint on the careful pass), or
+    /// takes its outcome from a run (whose call kept or discarded the
+    /// event's writes itself), and decides the outcome. A version on
+    /// probation that fails the event hands it to the previous version (in
+    /// a fresh savepoint); if that one applies it, its result stands and
+    /// the failure counts against the new version. On the optimistic pass a
+    /// failure ends the pass instead.
     fn handle_routed(
         &mut self,
-        index: usize,
-        i: usize,
+        routed: Routed,
         ev: &Event,
         key: PartitionKey,
         ty: &Arc<str>,
         report: &mut BatchReport,
         touched: &mut Touched,
     ) -> anyhow::Result<Pass> {
+        let Routed {
+            index,
+            slot: i,
+            ran,
+        } = routed;
         let optimistic =
             self.optimistic && !self.state.probations.contains_key(&self.slots[i].name);
-        if !optimistic {
+        // A run's call managed the event's savepoint itself.
+        let batched = ran.is_some();
+        if !optimistic && !batched {
             self.db.savepoint()?;
         }
         let carried = match self.carried.take() {
@@ -126,9 +144,14 @@ impl Pipeline {
                 Err(c.failure)
             }
             None => {
-                let started = Instant::now();
-                let r = slot.active.handle(ev, ty);
-                let took = started.elapsed();
+                let (r, took) = match ran {
+                    Some(outcome) => outcome,
+                    None => {
+                        let started = Instant::now();
+                        let r = slot.active.handle(ev, ty);
+                        (r, started.elapsed())
+                    }
+                };
                 // A call of the optimistic pass is observed only if the pass
                 // commits, or with its failure as the carried attempt.
                 match (optimistic, &r) {
@@ -177,7 +200,7 @@ impl Pipeline {
         let plugin = Arc::clone(&self.slots[i].name);
         match result {
             Ok(handled) => {
-                if !optimistic {
+                if !optimistic && !batched {
                     self.db.release()?;
                 }
                 if !self.state.attempts.is_empty() {
@@ -199,7 +222,9 @@ impl Pipeline {
                 }
             }
             Err(failure) => {
-                self.db.rollback_event()?;
+                if !batched {
+                    self.db.rollback_event()?;
+                }
                 self.failed(i, ev, key, ty, failure, report, touched)?;
             }
         }

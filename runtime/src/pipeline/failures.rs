@@ -118,7 +118,12 @@ impl Pipeline {
         }
         entry.count += 1;
         let (n, first_failed_at) = (entry.count, entry.first_failed_at.clone());
-        let exhausted = if failure.kind.is_transient() {
+        // A deterministic rejection is final at once (invariant 7); traps,
+        // deadlines and the memory cap may be transient and get their
+        // attempts; `retryable` waits with backoff.
+        let exhausted = if failure.kind.is_deterministic() {
+            true
+        } else if failure.kind.is_transient() {
             max_retryable.is_some_and(|m| n >= m)
         } else {
             n >= max_attempts

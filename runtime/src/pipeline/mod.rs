@@ -41,6 +41,7 @@ mod probation;
 mod reconfigure;
 pub mod redrive;
 pub mod router;
+mod runs;
 mod slot;
 mod state;
 pub mod stats;
@@ -135,6 +136,8 @@ pub struct Pipeline {
     /// Handler call durations of the optimistic pass (plugin slot, time),
     /// observed if it commits.
     pending_latency: Vec<(usize, Duration)>,
+    /// Outcomes of the current run waiting for their events (see [`runs`]).
+    run_buffer: runs::RunBuffer,
 }
 
 /// The failed call that ended an optimistic pass.
@@ -185,6 +188,7 @@ impl Pipeline {
             careful_batches: 0,
             carried: None,
             pending_latency: Vec::new(),
+            run_buffer: runs::RunBuffer::new(),
             db,
         };
         for (config, code) in plugins {
@@ -336,6 +340,7 @@ impl Pipeline {
         let mut touched = apply::Touched::new();
         let saved = self.state.clone();
         self.tally.clear();
+        self.run_buffer.clear();
         self.db.begin()?;
         let mut result = self
             .enforce_fences(fences, &mut report)
@@ -382,6 +387,7 @@ impl Pipeline {
     /// in memory.
     fn undo(&mut self, saved: PassState, report: &BatchReport) {
         self.db.rollback();
+        self.run_buffer.clear();
         self.tally.clear();
         self.state = saved;
         for key in report.claimed.keys() {

@@ -79,7 +79,9 @@ impl Pipeline {
                     let mut s = Slot::new(config, handler, activated_at, self.stats.latency(&name));
                     self.state.probations.remove(&s.name);
                     if let Some(prev) = existing {
-                        s.previous = Some((prev.active, prev.stamp));
+                        let mut replaced = prev.active;
+                        replaced.retire();
+                        s.previous = Some((replaced, prev.stamp));
                         if let Some(p) = s.config.auto_rollback.as_ref().map(Probation::new) {
                             self.state.probations.insert(Arc::clone(&s.name), p);
                         }

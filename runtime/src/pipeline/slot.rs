@@ -59,6 +59,60 @@ impl Handler {
         }
     }
 
+    /// Whether it handles many events per call (a contract 0.2 component).
+    pub(crate) fn batches(&self) -> bool {
+        matches!(self, Handler::Wasm(i) if i.batches())
+    }
+
+    /// Runs `events` in one batch call (see [`PluginInstance::handle_run`]);
+    /// native code runs them one by one, stopping at the first failure.
+    pub(crate) fn handle_run(
+        &mut self,
+        events: &[(&Event, &str)],
+        careful: bool,
+    ) -> Result<Vec<crate::host::batch::Done>, Failure> {
+        match self {
+            Handler::Wasm(i) => i.handle_run(events, careful),
+            Handler::Native(n) => {
+                let mut done = Vec::with_capacity(events.len());
+                for (ev, ty) in events {
+                    let started = std::time::Instant::now();
+                    let r = n.handle(ev, ty);
+                    let failed = r.is_err();
+                    done.push((r, started.elapsed()));
+                    if failed {
+                        break;
+                    }
+                }
+                Ok(done)
+            }
+        }
+    }
+
+    /// Drops what the version holds in its instance (prepared statements)
+    /// when another version takes its place.
+    pub(crate) fn retire(&mut self) {
+        if let Handler::Wasm(i) = self {
+            i.retire();
+        }
+    }
+
+    /// The contract version of a component (`None` for native code).
+    pub(crate) fn contract(&self) -> Option<crate::bindings::Contract> {
+        match self {
+            Handler::Wasm(i) => Some(i.plugin().contract),
+            Handler::Native(_) => None,
+        }
+    }
+
+    /// Prepared statements it holds.
+    pub(crate) fn live_statements(&self) -> usize {
+        match self {
+            Handler::Wasm(i) => i.live_statements(),
+            Handler::Native(_) => 0,
+        }
+    }
+
     pub(crate) fn migrate(&mut self, from: Option<u32>) -> Result<(), Failure> {
         match self {
             Handler::Wasm(i) => i.migrate(from),
@@ -161,6 +215,11 @@ pub struct PluginInfo {
     pub version: String,
     /// Content digest of the active version.
     pub digest: String,
+    /// The plugin contract it was built against (`ferry:plugin@0.2.0`);
+    /// `None` for native code.
+    pub contract: Option<crate::bindings::Contract>,
+    /// Prepared statements its instance holds (contract 0.2).
+    pub statements: usize,
     /// When it was activated (RFC 3339, UTC).
     pub activated_at: String,
     /// Event types routed to it.
@@ -181,6 +240,10 @@ pub struct PreviousVersion {
     pub digest: String,
     /// Its version.
     pub version: String,
+    /// Prepared statements it still holds: none, since its instance is
+    /// retired when it is replaced (it prepares them again if it comes
+    /// back).
+    pub statements: usize,
 }
 
 /// Where a probation stands.
@@ -205,12 +268,15 @@ impl Slot {
             kind: self.active.kind(),
             version: self.active.version(),
             digest: self.active.digest(),
+            contract: self.active.contract(),
+            statements: self.active.live_statements(),
             activated_at: self.activated_at.clone(),
             events: self.config.events.clone(),
             tables: self.config.tables.clone(),
             previous: self.previous.as_ref().map(|(h, _)| PreviousVersion {
                 digest: h.digest(),
                 version: h.version(),
+                statements: h.live_statements(),
             }),
             probation: probation.map(Probation::info),
         }

@@ -228,7 +228,9 @@ impl Pipeline {
         let activated_at = self.activated_at(name)?;
         let slot = &mut self.slots[i];
         let new_stamp = stamp(name, &handler);
-        let replaced = std::mem::replace(&mut slot.active, handler);
+        let mut replaced = std::mem::replace(&mut slot.active, handler);
+        // Its prepared statements go now: they never outlive the swap.
+        replaced.retire();
         let replaced_stamp = std::mem::replace(&mut slot.stamp, new_stamp);
         slot.previous = Some((replaced, replaced_stamp));
         slot.activated_at = activated_at;

@@ -177,7 +177,7 @@ fn a_failure_reruns_the_batch_carefully_and_its_call_counts_as_the_attempt() {
     let r =
         f.p.apply_batch(&[
             ev(0, 1, "ok"),
-            ev(0, 2, "fail"),
+            ev(0, 2, "retry"),
             ev(0, 3, "ok"),
             ev(1, 1, "ok"),
         ])
@@ -204,7 +204,7 @@ fn an_abandoned_pass_leaves_no_trace_in_memory() {
         .unwrap_or_else(|e| panic!("{e}"));
     let window_before = f.p.state.guard_windows.get(&("s".into(), 0)).cloned();
     assert_eq!(window_before.as_ref().map(VecDeque::len), Some(1));
-    f.p.apply_batch(&[ev(0, 2, "ok"), ev(0, 3, "fail")])
+    f.p.apply_batch(&[ev(0, 2, "ok"), ev(0, 3, "retry")])
         .unwrap_or_else(|e| panic!("{e}"));
     // Event 2 went through the guard's window on both passes but counts
     // once: the optimistic pass's changes were restored whole.
@@ -218,8 +218,8 @@ fn an_abandoned_pass_leaves_no_trace_in_memory() {
 
 #[test]
 fn used_up_attempts_become_a_dead_letter_in_the_transaction_that_moves_past_it() {
-    let mut f = fixture("max_attempts = 2", "");
-    let batch = [ev(0, 1, "fail"), ev(0, 2, "ok")];
+    let mut f = fixture("max_retryable_attempts = 2", "");
+    let batch = [ev(0, 1, "retry"), ev(0, 2, "ok")];
     let r = f.p.apply_batch(&batch).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.dead_lettered, 0);
     let r = f.p.apply_batch(&batch).unwrap_or_else(|e| panic!("{e}"));
@@ -237,12 +237,27 @@ fn used_up_attempts_become_a_dead_letter_in_the_transaction_that_moves_past_it()
                 )
             })
             .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((class.as_str(), attempts), ("permanent", 2));
+    assert_eq!((class.as_str(), attempts), ("retryable", 2));
     assert_eq!(
         rows(&f.p),
         [(0, 2)],
         "the dead event's write was rolled back"
     );
+}
+
+#[test]
+fn a_permanent_rejection_is_dead_lettered_at_once_without_backoff() {
+    // However many attempts the plugin is allowed: waiting does not fix a
+    // payload the plugin itself calls permanently bad.
+    let mut f = fixture("max_attempts = 5", "");
+    let r =
+        f.p.apply_batch(&[ev(0, 1, "ok"), ev(0, 2, "fail"), ev(0, 3, "ok")])
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((r.applied, r.dead_lettered), (2, 1));
+    assert!(r.blocked.is_empty(), "{r:?}");
+    assert_eq!(r.committed.get(&("s".into(), 0)), Some(&3));
+    assert!(f.p.state.attempts.is_empty());
+    assert_eq!(rows(&f.p), [(0, 1), (0, 3)]);
 }
 
 #[test]

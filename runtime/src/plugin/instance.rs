@@ -1,18 +1,24 @@
 //! A running plugin instance: reused across events, re-created after a
-//! trap, with a deadline per call and the store import bound to the
-//! writer connection only while the host is inside `handle` or `migrate`.
+//! trap, with a deadline per call (per event in a 0.2 batch call) and the
+//! store import bound to the writer connection only while the host is
+//! inside `handle`, `handle-batch` or `migrate`.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use wasmtime::Store;
+use wasmtime::component::Resource;
 
-use super::outcome::classify;
+use super::versions::Bound;
+use super::wit_event::{empty, fill_wit};
 use super::{LoadedPlugin, engine, new_store};
-use crate::bindings::{HandleError, Handled, Header, Projection, WitEvent};
+use crate::bindings::{HandleError, Handled, WitEvent};
 use crate::event::Event;
 use crate::failure::{Failure, FailureKind, clip_owned};
+use crate::host::batch::{Done, incomplete};
 use crate::host::call::Purpose;
 use crate::host::held::Output;
+use crate::host::outcome::classify;
 use crate::host::{CallReport, HostState};
 use crate::store::{AuthScope, SharedConn};
 
@@ -22,12 +28,11 @@ pub struct PluginInstance {
     conn: SharedConn,
     scope: AuthScope,
     store: Store<HostState>,
-    bindings: Option<Projection>,
+    bindings: Option<Bound>,
     instantiations: u64,
     /// Where its output goes; kept across re-instantiations.
     output: Output,
-    /// The WIT event handed to `handle`, refilled for every event so its
-    /// buffers are reused instead of allocated per event.
+    /// The 0.1 event record handed to `handle`, refilled for every event.
     scratch: WitEvent,
 }
 
@@ -53,16 +58,7 @@ impl PluginInstance {
             bindings: None,
             instantiations: 0,
             output,
-            scratch: WitEvent {
-                source: String::new(),
-                partition: 0,
-                offset: 0,
-                key: None,
-                event_type: String::new(),
-                payload: Vec::new(),
-                headers: Vec::new(),
-                timestamp_ms: None,
-            },
+            scratch: empty(),
         }
     }
 
@@ -99,6 +95,24 @@ impl PluginInstance {
         self.instantiations
     }
 
+    /// Prepared statements it holds now (contract 0.2).
+    pub fn live_statements(&self) -> usize {
+        self.store.data().live_statements()
+    }
+
+    /// Whether it handles many events per call (contract 0.2).
+    pub fn batches(&self) -> bool {
+        self.plugin.contract == crate::bindings::Contract::V0_2
+    }
+
+    /// Drops the running instance and everything it holds (its prepared
+    /// statements are finalized); the next call starts a fresh one. Done to
+    /// a version when another takes its place.
+    pub fn retire(&mut self) {
+        self.bindings = None;
+        self.store = Self::fresh_store(&self.plugin, &self.conn, &self.scope, &self.output);
+    }
+
     fn ensure_instantiated(&mut self) -> Result<(), Failure> {
         if self.bindings.is_some() {
             return Ok(());
@@ -109,7 +123,7 @@ impl PluginInstance {
         }
         self.store
             .set_epoch_deadline(engine::deadline_ticks(self.plugin.limits.timeout));
-        let deadline = std::time::Instant::now() + self.plugin.limits.timeout;
+        let deadline = Instant::now() + self.plugin.limits.timeout;
         self.store
             .data_mut()
             .call
@@ -130,7 +144,7 @@ impl PluginInstance {
     }
 
     fn before_call(&mut self, purpose: Purpose) {
-        let deadline = std::time::Instant::now() + self.plugin.limits.timeout;
+        let deadline = Instant::now() + self.plugin.limits.timeout;
         let data = self.store.data_mut();
         data.limiter.reset();
         data.call.begin(purpose, Some(deadline));
@@ -148,16 +162,23 @@ impl PluginInstance {
     /// drops the instance so the next call starts fresh.
     fn trapped(&mut self, e: wasmtime::Error, report: CallReport) -> Failure {
         self.bindings = None;
-        super::outcome::stopped(self.store.data(), &e, report, self.plugin.limits.timeout)
+        crate::host::outcome::stopped(self.store.data(), &e, report, self.plugin.limits.timeout)
     }
 
-    /// Runs `handle` for one event. On `Err` the caller must discard the
-    /// event's writes (its savepoint, or the whole optimistic pass).
+    /// Runs one event. On `Err` the caller must discard the event's writes
+    /// (its savepoint, or the whole optimistic pass).
     pub fn handle(&mut self, event: &Event, event_type: &str) -> Result<Handled, Failure> {
+        if self.batches() {
+            let mut done = self.handle_run(&[(event, event_type)], false)?;
+            return match done.pop() {
+                Some((result, _)) => result,
+                None => Err(incomplete(None)),
+            };
+        }
         self.ensure_instantiated()?;
         fill_wit(&mut self.scratch, event, event_type);
         self.before_call(Purpose::Event(event.at(), event.timestamp_ms));
-        let Some(bindings) = &self.bindings else {
+        let Some(Bound::V0_1(bindings)) = &self.bindings else {
             return Err(Self::not_instantiated());
         };
         let result = bindings
@@ -172,6 +193,71 @@ impl PluginInstance {
         }
     }
 
+    /// Runs `events` (each with the type it was routed by) in one
+    /// `handle-batch` call (contract 0.2). Returns the outcome of every
+    /// event the plugin completed, in order, followed by the failure of the
+    /// event it was handling if the call ended there (a trap, an early
+    /// return); the call stops at the first failure, so events after the
+    /// returned ones were not handled. `careful`: the host opens a
+    /// savepoint per event and keeps or discards each event's writes
+    /// itself (otherwise the caller decides about the whole pass). An `Err`
+    /// is a failure of the whole call: the batch cannot commit.
+    pub fn handle_run(
+        &mut self,
+        events: &[(&Event, &str)],
+        careful: bool,
+    ) -> Result<Vec<Done>, Failure> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Err(f) = self.ensure_instantiated() {
+            return Ok(vec![(Err(f), Duration::ZERO)]);
+        }
+        let timeout = self.plugin.limits.timeout;
+        self.store.data_mut().run.load(events, careful, timeout);
+        self.store
+            .set_epoch_deadline(engine::deadline_ticks(timeout));
+        self.store.data_mut().call.begin(
+            Purpose::Event(events[0].0.at(), events[0].0.timestamp_ms),
+            Some(Instant::now() + timeout),
+        );
+        let Some(Bound::V0_2(bindings)) = &self.bindings else {
+            return Ok(vec![(Err(Self::not_instantiated()), Duration::ZERO)]);
+        };
+        let result = bindings
+            .ferry_plugin_handler()
+            .call_handle_batch(&mut self.store, Resource::new_borrow(0));
+        let finished = self.store.data_mut().run.finish();
+        let mut done = finished.done;
+        if finished.current {
+            let took = self.store.data().event_took();
+            let report = self.after_call();
+            let failure = match result {
+                Err(trap) => self.trapped(trap, report),
+                Ok(()) => incomplete(finished.violation),
+            };
+            if finished.careful {
+                self.store.data_mut().settle_event(false);
+            }
+            done.push((Err(failure), took));
+        } else {
+            self.after_call();
+            if let Err(trap) = result {
+                // A trap between events (no event current): the next one
+                // would have been handed out; it is not handled.
+                let failure = self.trapped(trap, CallReport::default());
+                done.push((Err(failure), Duration::ZERO));
+            } else if let Some(v) = finished.violation {
+                done.push((Err(incomplete(Some(v))), Duration::ZERO));
+            }
+        }
+        let store_error = self.store.data_mut().run.finish().store_error;
+        if let Some(e) = finished.store_error.or(store_error) {
+            return Err(Failure::new(FailureKind::HostTransient, e));
+        }
+        Ok(done)
+    }
+
     /// Runs `migrate(from)` inside the caller's transaction.
     pub fn migrate(&mut self, from: Option<u32>) -> Result<(), Failure> {
         self.ensure_instantiated()?;
@@ -179,9 +265,7 @@ impl PluginInstance {
         let Some(bindings) = &self.bindings else {
             return Err(Self::not_instantiated());
         };
-        let result = bindings
-            .ferry_plugin_handler()
-            .call_migrate(&mut self.store, from);
+        let result = bindings.migrate(&mut self.store, from);
         let report = self.after_call();
         match result {
             Ok(Ok(())) => Ok(()),
@@ -192,87 +276,5 @@ impl PluginInstance {
             )),
             Err(trap) => Err(self.trapped(trap, report)),
         }
-    }
-}
-
-/// Largest buffer kept between events; a bigger one is released after use.
-const KEEP_BYTES: usize = 1 << 20;
-
-/// Refills the reusable WIT event with `e` (reusing its allocations).
-fn fill_wit(w: &mut WitEvent, e: &Event, event_type: &str) {
-    if w.source != *e.source {
-        w.source.clear();
-        w.source.push_str(&e.source);
-    }
-    w.partition = e.partition;
-    w.offset = e.offset;
-    match (&mut w.key, &e.key) {
-        (Some(k), Some(src)) => {
-            k.clear();
-            k.extend_from_slice(src);
-        }
-        (slot, src) => *slot = src.clone(),
-    }
-    w.event_type.clear();
-    w.event_type.push_str(event_type);
-    if w.payload.capacity() > KEEP_BYTES {
-        w.payload = Vec::new();
-    }
-    w.payload.clear();
-    w.payload.extend_from_slice(&e.payload);
-    w.headers.truncate(e.headers.len());
-    for (i, (name, value)) in e.headers.iter().enumerate() {
-        match w.headers.get_mut(i) {
-            Some(h) => {
-                h.name.clear();
-                h.name.push_str(name);
-                h.value.clear();
-                h.value.extend_from_slice(value);
-            }
-            None => w.headers.push(Header {
-                name: name.clone(),
-                value: value.clone(),
-            }),
-        }
-    }
-    w.timestamp_ms = e.timestamp_ms;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_scratch_event_is_refilled_exactly() {
-        let mut w = WitEvent {
-            source: String::new(),
-            partition: 0,
-            offset: 0,
-            key: None,
-            event_type: String::new(),
-            payload: Vec::new(),
-            headers: Vec::new(),
-            timestamp_ms: None,
-        };
-        let mut e = Event::new("s/t".into(), 3, 9, Some("A".into()), b"{\"x\":1}".to_vec());
-        e.key = Some(b"k".to_vec());
-        e.headers = vec![("h1".into(), b"v1".to_vec()), ("h2".into(), b"v2".to_vec())];
-        e.timestamp_ms = Some(7);
-        fill_wit(&mut w, &e, "A");
-        assert_eq!((w.source.as_str(), w.partition, w.offset), ("s/t", 3, 9));
-        assert_eq!(w.key.as_deref(), Some(&b"k"[..]));
-        assert_eq!(w.headers.len(), 2);
-        let mut f = Event::new("s/u".into(), 1, 10, Some("B".into()), b"[]".to_vec());
-        f.headers = vec![("only".into(), b"x".to_vec())];
-        fill_wit(&mut w, &f, "B");
-        assert_eq!((w.source.as_str(), w.event_type.as_str()), ("s/u", "B"));
-        assert_eq!(w.key, None);
-        assert_eq!(w.payload, b"[]");
-        assert_eq!(w.headers.len(), 1);
-        assert_eq!(
-            (w.headers[0].name.as_str(), &w.headers[0].value[..]),
-            ("only", &b"x"[..])
-        );
-        assert_eq!(w.timestamp_ms, None);
     }
 }

@@ -1,13 +1,15 @@
 //! Plugins: the wasmtime engine, loading and validating components against
-//! the contract, the compiled-component cache, and running instances.
+//! the contract version they were built for, the compiled-component cache,
+//! and running instances.
 
 pub mod cache;
 pub mod contract;
 pub mod engine;
 pub mod instance;
 pub mod native;
-pub mod outcome;
 pub mod query;
+mod versions;
+mod wit_event;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,9 +17,10 @@ use std::sync::Arc;
 use wasmtime::component::Linker;
 use wasmtime::{Engine, Store};
 
-use crate::bindings::{self, Projection, ProjectionPre};
+use crate::bindings::{self, Contract};
 use crate::host::{self, HostState, StoreCtx};
 use crate::store::{AuthScope, Grant};
+use versions::Pre;
 
 pub use crate::bindings::{HandleError, Handled};
 pub use crate::failure::{Failure, FailureKind};
@@ -49,7 +52,7 @@ pub enum PluginError {
         reason: String,
     },
     /// The component does not match the WIT contract.
-    #[error("plugin `{name}`: {path} does not match the ferry:plugin@0.1.0 contract: {}", problems.join("; "))]
+    #[error("plugin `{name}`: {path} does not match the ferry:plugin contract: {}", problems.join("; "))]
     Contract {
         /// Plugin name.
         name: String,
@@ -96,6 +99,8 @@ pub struct LoadedPlugin {
     pub digest: String,
     /// What the plugin says about itself.
     pub metadata: bindings::Metadata,
+    /// The contract version it was built against.
+    pub contract: Contract,
     /// Its limits.
     pub limits: Limits,
     /// The tables it may touch.
@@ -105,7 +110,7 @@ pub struct LoadedPlugin {
     /// The read-only query functions it exports (see [`query`]).
     pub queries: Vec<query::QueryFn>,
     engine: Engine,
-    pre: ProjectionPre<HostState>,
+    pre: Pre,
     _ticker: Arc<engine::EpochTicker>,
 }
 
@@ -171,20 +176,15 @@ impl PluginHost {
                     path: origin.to_owned(),
                     reason: format!("{e:#}"),
                 })?;
-        let problems = contract::check(&self.engine, &component);
+        let checked = contract::check(&self.engine, &component);
         let queries = query::discover(&self.engine, &component);
         let contract_err = |problems| PluginError::Contract {
             name: name.to_owned(),
             path: origin.to_owned(),
             problems,
         };
-        if !problems.is_empty() {
-            return Err(contract_err(problems));
-        }
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .and_then(ProjectionPre::new)
+        let contract = checked.map_err(contract_err)?;
+        let pre = Pre::new(&self.linker, &component, contract)
             .map_err(|e| contract_err(vec![format!("{e:#}")]))?;
         let grant = Arc::new(Grant::new(name, tables));
         let name: Arc<str> = name.into();
@@ -209,9 +209,9 @@ impl PluginHost {
                 what: "instantiation failed",
                 reason: format!("{e:#}"),
             })
-            .and_then(|p: Projection| {
-                p.ferry_plugin_handler()
-                    .call_metadata(&mut store)
+            .and_then(|bound| {
+                bound
+                    .metadata(&mut store)
                     .map_err(|e| PluginError::Instantiate {
                         name: name.to_string(),
                         what: "calling `metadata` failed",
@@ -224,6 +224,7 @@ impl PluginHost {
             name,
             digest,
             metadata,
+            contract,
             limits,
             grant,
             provenance,
@@ -259,7 +260,17 @@ fn new_store(
     let state = HostState::new(Arc::clone(name), ctx, limits.memory_bytes, output, call);
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
-    store.epoch_deadline_trap();
+    // The epoch deadline is only where the deadline is looked at: a batch
+    // call moves its deadline with every event (see `host::batch`).
+    store.epoch_deadline_callback(|ctx| match ctx.data().call.deadline() {
+        Some(d) => match d.checked_duration_since(std::time::Instant::now()) {
+            Some(left) if !left.is_zero() => Ok(wasmtime::UpdateDeadline::Continue(
+                engine::deadline_ticks(left).saturating_sub(1).max(1),
+            )),
+            _ => Err(wasmtime::Trap::Interrupt.into()),
+        },
+        None => Err(wasmtime::Trap::Interrupt.into()),
+    });
     store.set_epoch_deadline(engine::deadline_ticks(limits.timeout));
     store
 }

@@ -100,6 +100,35 @@ impl<T> SqlContext<T> for rusqlite::Result<T> {
 
 pub use crate::config::Synchronous;
 
+/// What to do with the per-event savepoint (`ferry_event`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventSavepoint {
+    /// Open it, before an event is handled.
+    Open,
+    /// Release it, keeping the event's writes.
+    Keep,
+    /// Roll back to it and release it, discarding the event's writes.
+    Discard,
+}
+
+/// Opens, keeps or discards the per-event savepoint on `conn` (the
+/// pipeline does it between events; the plugin host inside a batch call).
+pub fn event_savepoint(conn: &Connection, op: EventSavepoint) -> Result<(), StoreError> {
+    let steps: &[(&str, &'static str)] = match op {
+        EventSavepoint::Open => &[("SAVEPOINT ferry_event", "opening an event savepoint")],
+        EventSavepoint::Keep => &[("RELEASE ferry_event", "releasing an event savepoint")],
+        EventSavepoint::Discard => &[
+            ("ROLLBACK TO ferry_event", "rolling back an event savepoint"),
+            ("RELEASE ferry_event", "releasing an event savepoint"),
+        ],
+    };
+    for (sql, what) in steps {
+        let mut stmt = conn.prepare_cached(sql).during(what)?;
+        stmt.raw_execute().during(what)?;
+    }
+    Ok(())
+}
+
 /// Options for opening the store.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -257,18 +286,17 @@ impl Db {
 
     /// Opens the per-event savepoint.
     pub fn savepoint(&self) -> Result<(), StoreError> {
-        self.exec("SAVEPOINT ferry_event", "opening an event savepoint")
+        event_savepoint(&self.conn.lock(), EventSavepoint::Open)
     }
 
     /// Keeps the event's writes.
     pub fn release(&self) -> Result<(), StoreError> {
-        self.exec("RELEASE ferry_event", "releasing an event savepoint")
+        event_savepoint(&self.conn.lock(), EventSavepoint::Keep)
     }
 
     /// Discards the event's writes.
     pub fn rollback_event(&self) -> Result<(), StoreError> {
-        self.exec("ROLLBACK TO ferry_event", "rolling back an event savepoint")?;
-        self.exec("RELEASE ferry_event", "releasing an event savepoint")
+        event_savepoint(&self.conn.lock(), EventSavepoint::Discard)
     }
 
     fn exec(&self, sql: &str, what: &'static str) -> Result<(), StoreError> {

@@ -79,7 +79,8 @@ tables = ["games"]
     let out = ws.ferry(&["check", "--config", "config.toml"], LIMIT);
     assert_eq!(out.code(), 0, "{out:#?}");
     assert!(
-        out.stdout.contains("plugin games 0.1.0 (sha256:"),
+        out.stdout.contains("plugin games 0.1.0 (sha256:")
+            && out.stdout.contains(", ferry:plugin@0.2.0): handles"),
         "{}",
         out.stdout
     );

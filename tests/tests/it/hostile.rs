@@ -513,8 +513,9 @@ events = ["A"]
     );
     assert_eq!(out.code(), 2, "{out:#?}");
     assert!(
-        out.stderr
-            .contains("does not export `ferry:plugin/handler@0.1.0`"),
+        out.stderr.contains(
+            "does not export `ferry:plugin/handler@0.2.0` or `ferry:plugin/handler@0.1.0`"
+        ),
         "{out:#?}"
     );
 }

@@ -15,6 +15,7 @@ mod apache_kafka;
 mod architecture;
 mod backpressure;
 mod check;
+mod contracts;
 mod crash;
 mod dead_letters;
 mod feed;

@@ -206,7 +206,9 @@ fn a_component_that_does_not_match_the_contract_is_refused_naming_what_is_missin
     assert!(matches!(e, PluginError::Contract { .. }), "{e}");
     let msg = e.to_string();
     assert!(
-        msg.contains("does not export `ferry:plugin/handler@0.1.0`"),
+        msg.contains(
+            "does not export `ferry:plugin/handler@0.2.0` or `ferry:plugin/handler@0.1.0`"
+        ),
         "{msg}"
     );
     assert!(msg.contains("acme:other/greeter@1.0.0"), "{msg}");

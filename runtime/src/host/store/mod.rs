@@ -20,6 +20,9 @@
 //! `store::sql_scan`).
 
 mod guard;
+mod prepared;
+mod v0_1;
+mod v0_2;
 mod values;
 
 use std::sync::Arc;
@@ -29,11 +32,11 @@ use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::limits::Limit;
 use rusqlite::{Connection, Statement};
 
-use super::HostState;
-use crate::bindings::ferry::plugin::store::{Host, Rows};
-use crate::bindings::{StoreError, Value};
+use crate::bindings::{Rows, StoreError, Value};
 use crate::store::{AuthScope, Finished, Grant, SharedConn, sql_scan};
 use values::Budget;
+
+pub use prepared::Prepared;
 
 /// Most rows one `query` call may return.
 pub const MAX_QUERY_ROWS: usize = 100_000;
@@ -52,6 +55,8 @@ pub struct StoreCtx {
     deadline: Option<Instant>,
     memory_cap: usize,
     report: CallReport,
+    /// Prepared statements alive in this instance.
+    live_statements: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Statements whose cache keys a [`StoreCtx`] remembers.
@@ -96,6 +101,7 @@ impl StoreCtx {
             deadline: None,
             memory_cap,
             report: CallReport::default(),
+            live_statements: Arc::default(),
         }
     }
 
@@ -301,46 +307,37 @@ impl StoreCtx {
     }
 }
 
-impl Host for HostState {
-    fn execute(&mut self, sql: String, params: Vec<Value>) -> Result<u64, StoreError> {
-        self.store.single(&sql, |stmt, _| {
+impl StoreCtx {
+    /// Opens, keeps or discards the per-event savepoint (a batch call on
+    /// the careful pass; see `host::batch`).
+    pub fn event_savepoint(&self, op: crate::store::EventSavepoint) -> Result<(), String> {
+        let Some(conn) = self.conn.as_ref() else {
+            return Err("this instance has no store".into());
+        };
+        crate::store::event_savepoint(&conn.lock(), op).map_err(|e| e.to_string())
+    }
+
+    /// Runs one statement with parameters; the rows it changed.
+    pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+        self.single(sql, |stmt, _| {
             let n = stmt.execute(rusqlite::params_from_iter(params.iter()))?;
             Ok(n as u64)
         })
     }
 
-    fn query(&mut self, sql: String, params: Vec<Value>) -> Result<Rows, StoreError> {
-        self.store.single(&sql, |stmt, cap| {
-            let mut budget = Budget::new(cap);
-            let columns: Vec<String> = stmt.column_names().map(str::to_owned).collect();
-            let width = columns.len();
-            let mut rows = Vec::new();
-            let mut cursor = stmt.query(rusqlite::params_from_iter(params.iter()))?;
-            while let Some(row) = cursor.next()? {
-                if rows.len() == MAX_QUERY_ROWS {
-                    return Err(rusqlite::Error::SqliteFailure(
-                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
-                        Some(format!("a query may return at most {MAX_QUERY_ROWS} rows")),
-                    ));
-                }
-                let mut values = Vec::with_capacity(width);
-                for i in 0..width {
-                    values.push(budget.take(row.get_ref(i)?)?);
-                }
-                rows.push(values);
-            }
-            Ok(Rows { columns, rows })
-        })
+    /// Runs one query with parameters; every row, within the memory cap.
+    pub fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, StoreError> {
+        self.single(sql, |stmt, cap| collect_rows(stmt, params, cap))
     }
 
-    fn execute_batch(&mut self, sql: String) -> Result<(), StoreError> {
-        let store = &mut self.store;
-        let rewritten = sql_scan::rewrite_schema_refs(&sql, store.grant.schema_view());
-        store.with_conn(|this, conn| {
+    /// Runs `;`-separated statements without parameters.
+    pub fn execute_batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        let rewritten = sql_scan::rewrite_schema_refs(sql, self.grant.schema_view());
+        self.with_conn(|this, conn| {
             if rewritten.is_some() {
                 this.schema_view(conn)?;
             }
-            let mut batch = rusqlite::Batch::new(conn, rewritten.as_deref().unwrap_or(&sql));
+            let mut batch = rusqlite::Batch::new(conn, rewritten.as_deref().unwrap_or(sql));
             while let Some((mut stmt, prepared)) = this.prepare(conn, || batch.next())? {
                 this.run(conn, &mut stmt, &prepared, |s| {
                     s.raw_query().next().map(drop)
@@ -349,6 +346,29 @@ impl Host for HostState {
             Ok(())
         })
     }
+}
+
+/// Every row of `stmt` run with `params`, counted against `cap` bytes.
+fn collect_rows(stmt: &mut Statement<'_>, params: &[Value], cap: usize) -> rusqlite::Result<Rows> {
+    let mut budget = Budget::new(cap);
+    let columns: Vec<String> = stmt.column_names().map(str::to_owned).collect();
+    let width = columns.len();
+    let mut rows = Vec::new();
+    let mut cursor = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+    while let Some(row) = cursor.next()? {
+        if rows.len() == MAX_QUERY_ROWS {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+                Some(format!("a query may return at most {MAX_QUERY_ROWS} rows")),
+            ));
+        }
+        let mut values = Vec::with_capacity(width);
+        for i in 0..width {
+            values.push(budget.take(row.get_ref(i)?)?);
+        }
+        rows.push(values);
+    }
+    Ok(Rows { columns, rows })
 }
 
 #[cfg(test)]

@@ -223,7 +223,7 @@ impl QueryInstance {
         let _ = self.conn.lock().execute_batch("ROLLBACK");
         let report = self.store.data_mut().store.end_call();
         if let Err(e) = called {
-            return Err(fail(super::outcome::stopped(
+            return Err(fail(crate::host::outcome::stopped(
                 self.store.data(),
                 &e,
                 report,
@@ -231,7 +231,7 @@ impl QueryInstance {
             )));
         }
         if report.timeout.is_some() {
-            return Err(fail(super::outcome::deadline_exceeded(timeout)));
+            return Err(fail(crate::host::outcome::deadline_exceeded(timeout)));
         }
         if let Some(m) = report.memory {
             return Err(fail(Failure::new(FailureKind::Memory, m)));

@@ -34,20 +34,20 @@ pub struct Chaos;
 
 static SEEN: Mutex<Option<HashMap<i64, u32>>> = Mutex::new(None);
 
-fn append(store: &impl Store, event: &Event) -> Result<Handled, HandleError> {
+fn append(store: &impl Store, event: &Event<'_>) -> Result<Handled, HandleError> {
     store.execute(
         "INSERT INTO log (event_offset, event_key, payload) VALUES (?1, ?2, ?3)",
         &[
             event.offset.into(),
             event.key_str().map(str::to_owned).into(),
-            Value::Text(String::from_utf8_lossy(&event.payload).into_owned()),
+            Value::Text(String::from_utf8_lossy(event.payload).into_owned()),
         ],
     )?;
     Ok(Handled::Applied)
 }
 
-fn field(event: &Event, name: &str) -> Option<serde_json::Value> {
-    serde_json::from_slice::<serde_json::Value>(&event.payload)
+fn field(event: &Event<'_>, name: &str) -> Option<serde_json::Value> {
+    serde_json::from_slice::<serde_json::Value>(event.payload)
         .ok()?
         .get(name)
         .cloned()
@@ -70,8 +70,8 @@ impl Projection for Chaos {
             .map_err(|e| ferry_sdk::describe(&e))
     }
 
-    fn handle(store: &impl Store, event: &Event) -> Result<Handled, HandleError> {
-        match event.event_type.as_str() {
+    fn handle(store: &impl Store, event: &Event<'_>) -> Result<Handled, HandleError> {
+        match event.event_type {
             "Append" => append(store, event),
             "FailKey" => {
                 let bad = field(event, "bad").and_then(|v| v.as_str().map(str::to_owned));

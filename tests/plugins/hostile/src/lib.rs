@@ -20,7 +20,7 @@ use ferry_sdk::{Event, HandleError, Handled, Projection, Store, Value, describe}
 #[derive(Debug)]
 pub struct Hostile;
 
-fn note(store: &impl Store, event: &Event, note: &str) -> Result<Handled, HandleError> {
+fn note(store: &impl Store, event: &Event<'_>, note: &str) -> Result<Handled, HandleError> {
     store.execute(
         "INSERT INTO games (at, note) VALUES (?1, ?2)",
         &[event.offset.into(), note.into()],
@@ -63,7 +63,7 @@ fn recurse(n: u64) -> u64 {
 
 /// What the sandbox lets a plugin see of randomness and time: a hash map's
 /// iteration order (std seeds it from WASI), random bytes, both clocks.
-fn entropy(event: &Event) -> String {
+fn entropy(event: &Event<'_>) -> String {
     let map: HashMap<String, u32> = ('a'..='z').map(|c| (c.to_string(), c as u32)).collect();
     let order: String = map.keys().map(String::as_str).collect();
     let mut bytes = [0u8; 8];
@@ -78,7 +78,7 @@ fn entropy(event: &Event) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or_default();
-    let ferry_clock = ferry_sdk::bindings::ferry::plugin::clock::now_ms();
+    let ferry_clock = ferry_sdk::bindings::v0_2::ferry::plugin::clock::now_ms();
     format!("{order}|{random}|{wall}|{ferry_clock}|{}", event.offset)
 }
 
@@ -98,8 +98,8 @@ impl Projection for Hostile {
             .map_err(|e| describe(&e))
     }
 
-    fn handle(store: &impl Store, event: &Event) -> Result<Handled, HandleError> {
-        match event.event_type.as_str() {
+    fn handle(store: &impl Store, event: &Event<'_>) -> Result<Handled, HandleError> {
+        match event.event_type {
             "Healthy" => note(store, event, "ok"),
             // SQLite's own tables.
             "SequenceWrite" => exec(

@@ -372,4 +372,4 @@ fn collect_rows(stmt: &mut Statement<'_>, params: &[Value], cap: usize) -> rusql
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

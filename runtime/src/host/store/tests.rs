@@ -2,7 +2,8 @@ use super::*;
 use crate::host::HostState;
 use crate::store::{Db, StoreOptions};
 
-fn state(tables: &[&str]) -> (tempfile::TempDir, Db, HostState) {
+/// A host state whose store is bound to a fresh database granting `tables`.
+pub(crate) fn state(tables: &[&str]) -> (tempfile::TempDir, Db, HostState) {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(&dir.path().join("t.db"), &StoreOptions::default()).unwrap();
     let tables: Vec<String> = tables.iter().map(|t| t.to_string()).collect();

@@ -317,6 +317,18 @@ impl HostEvents for HostState {
         _events: Resource<Events>,
         result: Result<Handled02, HandleError02>,
     ) -> bool {
+        if self.run.stopped {
+            // Once the host has said stop (a failed event, a protocol
+            // breach), no outcome counts any more: an event still current
+            // fails as a trap naming the breach when the call ends, and a
+            // guest that goes on completing after a failure changes nothing.
+            if self.run.current().is_some() {
+                self.run.violation.get_or_insert_with(|| {
+                    "it completed an event after the host had told it to stop".to_owned()
+                });
+            }
+            return false;
+        }
         if self.run.current().is_none() {
             self.run
                 .violation
@@ -363,44 +375,4 @@ pub fn incomplete(violation: Option<String>) -> Failure {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ev(offset: i64, payload: &[u8]) -> Event {
-        let mut e = Event::new("s".into(), 0, offset, Some("A".into()), payload.to_vec());
-        e.key = Some(b"k".to_vec());
-        e.headers = vec![("h".into(), b"v".to_vec())];
-        e
-    }
-
-    #[test]
-    fn events_are_laid_out_in_chunks_with_spans_into_one_buffer() {
-        let a = ev(1, b"{}");
-        let b = ev(2, &vec![b'x'; CHUNK_BYTES]);
-        let c = ev(3, b"[]");
-        let mut run = Run::default();
-        run.load(
-            &[(&a, "A"), (&b, "B"), (&c, "A")],
-            false,
-            Duration::from_secs(1),
-        );
-        assert_eq!(run.chunks.len(), 3, "the big event gets a chunk of its own");
-        let first = &run.chunks[0];
-        assert_eq!(first.source, "s");
-        assert_eq!(first.event_types, ["A"]);
-        let e = &first.events[0];
-        let key = e
-            .key
-            .as_ref()
-            .map(|s| &first.data[s.start as usize..][..s.len as usize]);
-        assert_eq!(key, Some(&b"k"[..]));
-        assert_eq!(
-            &first.data[e.payload.start as usize..][..e.payload.len as usize],
-            b"{}"
-        );
-        assert_eq!(e.header_count, 1);
-        assert_eq!(run.chunks[2].event_types, ["A"]);
-        assert_eq!(run.events.len(), 3);
-        assert_eq!(run.headers.len(), 3);
-    }
-}
+mod tests;

@@ -101,9 +101,12 @@ fn events_across_partitions_become_exact_rows_and_commits_never_lead_sqlite() {
     let bootstrap = cluster.bootstrap_servers();
     let ws = Workspace::new();
     let path = config(&ws, &bootstrap, r#"group_id = "ferry-commits""#);
-    produce(&bootstrap, TOPIC, appends(0, 3_000, 40));
+    // Enough events that ferry is still applying when the first committed
+    // offsets are sampled (contract 0.2 applies 3,000 before that).
+    const N: i64 = 30_000;
+    produce(&bootstrap, TOPIC, appends(0, N as u64, 40));
     let high = high_watermarks(&bootstrap, TOPIC, PARTITIONS);
-    assert_eq!(high.iter().sum::<i64>(), 3_000);
+    assert_eq!(high.iter().sum::<i64>(), N);
     let (stop, handle) = run_in_process(&path, &ws.db());
     let mut samples = 0;
     let done = wait_for(Duration::from_secs(60), || {
@@ -135,7 +138,7 @@ fn events_across_partitions_become_exact_rows_and_commits_never_lead_sqlite() {
     handle.join().unwrap().unwrap();
     assert!(samples > 0, "never saw a committed offset");
     let conn = ws.open_db();
-    assert_exactly_once_in_order(&conn, 3_000);
+    assert_exactly_once_in_order(&conn, N);
     let cps = checkpoints(&ws.db(), KEY);
     for (p, h) in high.iter().enumerate() {
         assert_eq!(
@@ -256,7 +259,9 @@ fn f11_sigkill_at_random_moments_then_restart_gives_the_clean_projection() {
     let bootstrap = cluster.bootstrap_servers();
     let ws = Workspace::new();
     config(&ws, &bootstrap, "");
-    const N: u64 = 6_000;
+    // Enough events that a kill 0–200 ms after the first commit lands
+    // mid-stream (contract 0.2 applies 6,000 within that).
+    const N: u64 = 60_000;
     produce(&bootstrap, TOPIC, appends(0, N, 64));
     let high = high_watermarks(&bootstrap, TOPIC, PARTITIONS);
     let mut seed = 0x2545_f491_u64;

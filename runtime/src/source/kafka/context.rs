@@ -235,12 +235,57 @@ impl FerryContext {
         if !self.commits {
             return;
         }
-        if tpl.count() > 0
-            && let Err(e) = consumer.commit(&tpl, CommitMode::Async)
-        {
-            tracing::warn!(source = %self.source, error = %e, "Committing the durable offsets of partitions given up failed; the next owner starts from its own checkpoint or an older group offset, SQLite holds the progress.");
+        if tpl.count() == 0 {
+            return;
+        }
+        match consumer.commit(&tpl, CommitMode::Async) {
+            Ok(()) => self.confirm_committed(consumer, &tpl),
+            Err(e) => {
+                tracing::warn!(source = %self.source, error = %e, "Committing the durable offsets of partitions given up failed; the next owner starts from its own checkpoint or an older group offset, SQLite holds the progress.");
+            }
         }
     }
+
+    /// Waits, at most [`CONFIRM_TIMEOUT`], until the group holds the
+    /// offsets `sent` (or later ones): the next owner of a revoked
+    /// partition reads them when it is assigned, and one that read an older
+    /// offset would apply again in its own database what this member
+    /// already applied in its. Bounded, because the coordinator may be
+    /// gone (the commit is advisory; SQLite holds the progress).
+    fn confirm_committed(&self, consumer: &BaseConsumer<Self>, sent: &TopicPartitionList) {
+        let deadline = std::time::Instant::now() + CONFIRM_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                tracing::warn!(source = %self.source, timeout_ms = CONFIRM_TIMEOUT.as_millis() as u64,
+                    "The group did not confirm the offsets of partitions given up in time; their next owner may start from an older group offset.");
+                return;
+            }
+            match consumer.committed_offsets(sent.clone(), left) {
+                Ok(held) if holds(&held, sent) => return,
+                Ok(_) => std::thread::sleep(std::time::Duration::from_millis(10).min(left)),
+                Err(e) => {
+                    tracing::warn!(source = %self.source, error = %e,
+                        "Reading back the offsets of partitions given up failed; their next owner may start from an older group offset.");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Longest wait for the group to confirm the offsets of partitions given up.
+const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Whether `held` has, for every partition of `sent`, at least its offset.
+fn holds(held: &TopicPartitionList, sent: &TopicPartitionList) -> bool {
+    sent.elements().iter().all(|s| {
+        let Offset::Offset(want) = s.offset() else {
+            return true;
+        };
+        held.find_partition(s.topic(), s.partition())
+            .is_some_and(|h| matches!(h.offset(), Offset::Offset(o) if o >= want))
+    })
 }
 
 impl ConsumerContext for FerryContext {

@@ -32,7 +32,9 @@ pub use v0_2::ferry::plugin::store::Rows;
 pub use v0_2::ferry::plugin::types::{Header, StoreError, Value};
 
 /// A version of the plugin contract ferry serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, utoipa::ToSchema,
+)]
 pub enum Contract {
     /// `ferry:plugin@0.1.0`: one `handle` call per event.
     #[serde(rename = "ferry:plugin@0.1.0")]

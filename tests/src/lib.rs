@@ -357,12 +357,33 @@ pub fn http_request(
     path: &str,
     body: &[u8],
 ) -> std::io::Result<HttpResponse> {
+    http_request_with(addr, method, path, &[], body)
+}
+
+/// [`http_request`] with extra headers (`("Authorization", "Bearer t")`;
+/// a `Content-Type` given here replaces the default one).
+pub fn http_request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
     use std::io::Write;
+    let content_type = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map_or("application/octet-stream", |(_, v)| *v);
+    let extra: String = headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("content-type"))
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: {content_type}\r\n{extra}\r\n",
         body.len()
     )?;
     s.write_all(body)?;

@@ -7,27 +7,127 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::ApiState;
-use super::{answer, authorize, control_error, error};
+use super::{Guarded, Problem, answer, authorize, control_error, error};
+use crate::control::Redriven;
 use crate::control::{Command, Control, ControlError};
 use crate::store::{DeadLetter, dead_letter, open_read_only};
 
-fn summary(d: &DeadLetter) -> serde_json::Value {
-    json!({
-        "id": d.id,
-        "source": d.event.source.as_ref(),
-        "partition": d.event.partition,
-        "offset": d.event.offset,
-        "event_type": d.event.event_type,
-        "plugin": d.plugin,
-        "error_class": d.error_class,
-        "error_message": d.error_message,
-        "attempts": d.attempts,
-        "last_failed_at": d.last_failed_at,
-    })
+/// One dead letter as `GET /dead-letters` lists it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct DeadLetterSummary {
+    /// Its id.
+    id: i64,
+    /// The checkpoint key of the source it came from.
+    source: String,
+    /// Partition.
+    partition: i32,
+    /// Offset (or feed sequence number).
+    offset: i64,
+    /// The event type it was routed by, when known.
+    event_type: Option<String>,
+    /// The plugin that failed it, if any.
+    plugin: Option<String>,
+    /// Failure class (`permanent`, `retryable`, `trap`, `timeout`,
+    /// `memory`, `gap`, …).
+    error_class: String,
+    /// What went wrong.
+    error_message: String,
+    /// Attempts made.
+    attempts: u32,
+    /// Last failure (RFC 3339).
+    last_failed_at: String,
+}
+
+/// Bytes as text when they are UTF-8, else as hex.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Bytes {
+    /// UTF-8 text.
+    Text(String),
+    /// Anything else, base 16.
+    Hex(String),
+}
+
+impl Bytes {
+    fn of(b: &[u8]) -> Self {
+        match std::str::from_utf8(b) {
+            Ok(t) => Self::Text(t.to_owned()),
+            Err(_) => Self::Hex(hex::encode(b)),
+        }
+    }
+}
+
+/// One header of a dead letter's event.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct HeaderView {
+    /// Header name.
+    name: String,
+    /// Its value.
+    value: Bytes,
+}
+
+/// Everything recorded about one dead letter (`GET /dead-letters/{id}`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct DeadLetterDetail {
+    #[serde(flatten)]
+    summary: DeadLetterSummary,
+    /// The payload.
+    payload: Bytes,
+    /// The record key, if any.
+    key: Option<Bytes>,
+    /// The headers, in delivery order.
+    headers: Vec<HeaderView>,
+    /// Digest of the plugin version that failed it.
+    plugin_digest: Option<String>,
+    /// First failure (RFC 3339).
+    first_failed_at: String,
+    /// The event's time (milliseconds since the Unix epoch), if known.
+    timestamp_ms: Option<i64>,
+}
+
+/// What `DELETE /dead-letters/{id}` answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Purged {
+    /// The id of the dead letter deleted.
+    purged: i64,
+}
+
+fn summary(d: &DeadLetter) -> DeadLetterSummary {
+    DeadLetterSummary {
+        id: d.id,
+        source: d.event.source.to_string(),
+        partition: d.event.partition,
+        offset: d.event.offset,
+        event_type: d.event.event_type.clone(),
+        plugin: d.plugin.clone(),
+        error_class: d.error_class.clone(),
+        error_message: d.error_message.clone(),
+        attempts: d.attempts,
+        last_failed_at: d.last_failed_at.clone(),
+    }
+}
+
+fn detail(d: &DeadLetter) -> DeadLetterDetail {
+    DeadLetterDetail {
+        summary: summary(d),
+        payload: Bytes::of(&d.event.payload),
+        key: d.event.key.as_deref().map(Bytes::of),
+        headers: d
+            .event
+            .headers
+            .iter()
+            .map(|(k, v)| HeaderView {
+                name: k.clone(),
+                value: Bytes::of(v),
+            })
+            .collect(),
+        plugin_digest: d.plugin_digest.clone(),
+        first_failed_at: d.first_failed_at.clone(),
+        timestamp_ms: d.event.timestamp_ms,
+    }
 }
 
 async fn with_db<T: Send + 'static>(
@@ -48,6 +148,12 @@ async fn with_db<T: Send + 'static>(
 }
 
 /// `GET /dead-letters[?source=S]`: one summary per dead letter.
+#[utoipa::path(get, path = "/dead-letters", tag = "dead-letters",
+    params(("source" = Option<String>, Query, description = "Only dead letters of this source (its checkpoint key).")),
+    responses(
+        (status = 200, description = "One summary per dead letter.", body = [DeadLetterSummary]),
+        (status = 503, description = "The store could not be read.", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn list(
     State(c): State<Arc<ApiState>>,
     Query(q): Query<HashMap<String, String>>,
@@ -65,38 +171,21 @@ pub(super) async fn list(
 
 /// `GET /dead-letters/{id}`: everything recorded, payload as text (or
 /// base16 when not UTF-8).
+#[utoipa::path(get, path = "/dead-letters/{id}", tag = "dead-letters",
+    params(("id" = i64, Path, description = "The dead letter's id.")),
+    responses(
+        (status = 200, description = "Everything recorded about it.", body = DeadLetterDetail),
+        (status = 400, description = "The id is not an integer.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No dead letter with that id.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store could not be read.", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn show(State(c): State<Arc<ApiState>>, Path(id): Path<i64>) -> Response {
     match with_db(&c, move |conn| {
         dead_letter::get(conn, id).map_err(|e| e.to_string())
     })
     .await
     {
-        Ok(Some(d)) => {
-            let mut body = summary(&d);
-            let text = |b: &[u8]| match std::str::from_utf8(b) {
-                Ok(t) => json!({ "text": t }),
-                Err(_) => json!({ "hex": hex::encode(b) }),
-            };
-            if let Some(o) = body.as_object_mut() {
-                o.insert("payload".into(), text(&d.event.payload));
-                o.insert(
-                    "key".into(),
-                    d.event.key.as_deref().map_or(json!(null), text),
-                );
-                o.insert(
-                    "headers".into(),
-                    d.event
-                        .headers
-                        .iter()
-                        .map(|(k, v)| json!({ "name": k, "value": text(v) }))
-                        .collect(),
-                );
-                o.insert("plugin_digest".into(), json!(d.plugin_digest));
-                o.insert("first_failed_at".into(), json!(d.first_failed_at));
-                o.insert("timestamp_ms".into(), json!(d.event.timestamp_ms));
-            }
-            axum::Json(body).into_response()
-        }
+        Ok(Some(d)) => axum::Json(detail(&d)).into_response(),
         Ok(None) => error(
             StatusCode::NOT_FOUND,
             format!("no dead letter with id {id}"),
@@ -120,6 +209,14 @@ async fn redrive(c: &Control, ids: Vec<i64>) -> Response {
 }
 
 /// `POST /dead-letters/{id}/retry`.
+#[utoipa::path(post, path = "/dead-letters/{id}/retry", tag = "dead-letters",
+    params(("id" = i64, Path, description = "The dead letter's id.")), security(("admin_token" = []), ()),
+    responses(
+        (status = 200, description = "What became of it (an unknown id is `failed`).", body = [Redriven]),
+        (status = 400, description = "The id is not an integer.", body = Problem, content_type = "application/problem+json"),
+        Guarded,
+        (status = 503, description = "ferry is not running.", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn retry_one(
     State(c): State<Arc<ApiState>>,
     Path(id): Path<i64>,
@@ -132,7 +229,7 @@ pub(super) async fn retry_one(
 }
 
 /// Body of `POST /dead-letters/retry`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RetryMany {
     /// Dead letter ids; absent with `all: true` for every one.
@@ -149,15 +246,36 @@ pub(super) struct RetryMany {
 /// `POST /dead-letters/retry` with `{"ids": […]}` or `{"all": true,
 /// "source": …}`: retried in offset order per key; a key whose dead letter
 /// fails again holds back its later ones.
+#[utoipa::path(post, path = "/dead-letters/retry", tag = "dead-letters", security(("admin_token" = []), ()),
+    request_body(content = RetryMany, description = "`ids`, or `all: true` (with an optional `source`)."),
+    responses(
+        (status = 200, description = "What became of each, in the order retried.", body = [Redriven]),
+        (status = 400, description = "Neither or both of `ids` and `all`, or a body that is not JSON.", body = Problem, content_type = "application/problem+json"),
+        Guarded,
+        (status = 422, description = "The JSON does not have the documented shape.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "ferry is not running, or the store could not be read.", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn retry_many(
     State(c): State<Arc<ApiState>>,
     headers: HeaderMap,
-    body: axum::Json<RetryMany>,
+    body: axum::body::Bytes,
 ) -> Response {
+    // Authorized before the body is read: a client without the token
+    // learns nothing about the body's shape.
     if let Err(r) = authorize(&c, &headers) {
         return *r;
     }
-    let RetryMany { ids, all, source } = body.0;
+    let RetryMany { ids, all, source } = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            let status = if e.is_data() {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return error(status, format!("the body is not a retry request: {e}"));
+        }
+    };
     if all != ids.is_empty() {
         return error(StatusCode::BAD_REQUEST, "give either `ids` or `all: true`");
     }
@@ -177,6 +295,15 @@ pub(super) async fn retry_many(
 }
 
 /// `DELETE /dead-letters/{id}`.
+#[utoipa::path(delete, path = "/dead-letters/{id}", tag = "dead-letters",
+    params(("id" = i64, Path, description = "The dead letter's id.")), security(("admin_token" = []), ()),
+    responses(
+        (status = 200, description = "Deleted.", body = Purged),
+        (status = 400, description = "The id is not an integer.", body = Problem, content_type = "application/problem+json"),
+        Guarded,
+        (status = 404, description = "No dead letter with that id.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store is busy or could not be written.", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn purge(
     State(c): State<Arc<ApiState>>,
     Path(id): Path<i64>,
@@ -199,7 +326,7 @@ pub(super) async fn purge(
             StatusCode::NOT_FOUND,
             format!("no dead letter with id {id}"),
         ),
-        Ok(Ok(true)) => axum::Json(json!({ "purged": id })).into_response(),
+        Ok(Ok(true)) => axum::Json(Purged { purged: id }).into_response(),
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

@@ -9,8 +9,10 @@
 
 mod dead_letters;
 pub mod metrics;
+pub mod openapi;
 mod ops;
 mod plugins;
+pub mod problem;
 pub mod query;
 
 use std::net::SocketAddr;
@@ -23,6 +25,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+
+pub use problem::{Guarded, Problem};
 
 use crate::control::{Control, ControlError, ControlErrorKind};
 
@@ -70,6 +74,7 @@ impl ApiServer {
             .build()
             .context("starting the HTTP API runtime")?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let protected = control.api.protected_mode_reason();
         let app = router(control);
         let thread = std::thread::Builder::new()
             .name("ferry-api".into())
@@ -94,6 +99,9 @@ impl ApiServer {
             })
             .context("starting the HTTP API thread")?;
         tracing::info!(%addr, "The HTTP API is listening.");
+        if let Some(why) = protected {
+            tracing::warn!(%addr, "The HTTP API is in {why}.");
+        }
         Ok(Self {
             addr,
             shutdown: Some(tx),
@@ -126,6 +134,7 @@ fn router(control: Arc<Control>) -> Router {
         queries: query::QueryPool::default(),
     });
     Router::new()
+        .route("/openapi.json", get(openapi::document))
         .route("/health/live", get(ops::live))
         .route("/health/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics_text))
@@ -144,20 +153,19 @@ fn router(control: Arc<Control>) -> Router {
             get(dead_letters::show).delete(dead_letters::purge),
         )
         .route("/dead-letters/{id}/retry", post(dead_letters::retry_one))
+        .fallback(problem::no_route)
+        .layer(axum::middleware::map_response(problem::problem_layer))
         .layer(DefaultBodyLimit::max(max_upload))
         .with_state(state)
 }
 
-/// A JSON error body `{"error": …}` with `status`.
+/// A problem details answer (`about:blank`) with `status` and `detail`.
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({ "error": message.into() })),
-    )
-        .into_response()
+    Problem::new(status, message).into_response()
 }
 
-/// A control error as an HTTP response.
+/// A control error as an HTTP response (problem details, with the error's
+/// `kind` as an extension).
 pub(crate) fn control_error(e: ControlError) -> Response {
     let status = match e.kind {
         ControlErrorKind::NotFound => StatusCode::NOT_FOUND,
@@ -165,18 +173,26 @@ pub(crate) fn control_error(e: ControlError) -> Response {
         ControlErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
         ControlErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     };
-    (
-        status,
-        axum::Json(serde_json::json!({ "error": e.message, "kind": e.kind })),
-    )
+    let kind = serde_json::to_value(e.kind).unwrap_or_default();
+    Problem::new(status, e.message)
+        .with("kind", kind)
         .into_response()
 }
 
 /// Requests that change something need `Authorization: Bearer <token>`
-/// when `api.admin_token` is set.
+/// when `api.admin_token` is set (401 otherwise). Without a token, on a
+/// listener that other hosts can reach, protected mode refuses them (403)
+/// unless `api.protected_mode = false`.
 pub(crate) fn authorize(control: &Control, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let Some(token) = &control.api.admin_token else {
-        return Ok(());
+        return match control.api.protected_mode_reason() {
+            Some(why) => Err(Box::new(
+                Problem::new(StatusCode::FORBIDDEN, why)
+                    .typed(PROTECTED_TYPE, "Protected mode.")
+                    .into_response(),
+            )),
+            None => Ok(()),
+        };
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -185,12 +201,20 @@ pub(crate) fn authorize(control: &Control, headers: &HeaderMap) -> Result<(), Bo
     if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
         Ok(())
     } else {
-        Err(Box::new(error(
+        let mut r = error(
             StatusCode::UNAUTHORIZED,
             "this request changes ferry's state and needs `Authorization: Bearer <api.admin_token>`",
-        )))
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer realm=\"ferry\""),
+        );
+        Err(Box::new(r))
     }
 }
+
+/// `type` of a request refused by protected mode.
+pub const PROTECTED_TYPE: &str = "urn:ferry:problem:protected-mode";
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

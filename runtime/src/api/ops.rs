@@ -10,24 +10,39 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::ApiState;
-use super::{error, metrics};
-use crate::control::Control;
+use super::{Problem, error, metrics};
+use crate::control::{Control, PartitionView, StreamView};
 
-fn verdict(r: Result<(), String>) -> Response {
+/// 200 `ok` (text, for probes), or 503 problem details saying why not.
+fn verdict(r: Result<(), String>, title: &str) -> Response {
     match r {
         Ok(()) => (StatusCode::OK, "ok\n").into_response(),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+        Err(why) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, why)
+            .typed("urn:ferry:problem:unhealthy", title)
+            .into_response(),
     }
 }
 
+#[utoipa::path(get, path = "/health/live", tag = "operations",
+    responses(
+        (status = 200, description = "The loop makes progress.", body = String, content_type = "text/plain"),
+        (status = 503, description = "The loop has not turned, or nothing was committed while events wait, for `api.stuck_after_ms`.", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn live(State(c): State<Arc<ApiState>>) -> Response {
-    verdict(c.status.live())
+    verdict(c.status.live(), "ferry is not live.")
 }
 
+#[utoipa::path(get, path = "/health/ready", tag = "operations",
+    responses(
+        (status = 200, description = "Live, partitions assigned, none stopped, fenced or failing, every lag known and within `api.ready_max_lag`.", body = String, content_type = "text/plain"),
+        (status = 503, description = "Not ready; `detail` names every partition that is not.", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn ready(State(c): State<Arc<ApiState>>) -> Response {
-    verdict(c.status.ready())
+    verdict(c.status.ready(), "ferry is not ready.")
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format 0.0.4.", body = String, content_type = "text/plain; version=0.0.4")))]
 pub(super) async fn metrics_text(State(c): State<Arc<ApiState>>) -> Response {
     let db = c.db_path.clone();
     let counts = tokio::task::spawn_blocking(move || metrics::store_counts(&db))
@@ -44,11 +59,19 @@ pub(super) async fn metrics_text(State(c): State<Arc<ApiState>>) -> Response {
 }
 
 /// Every partition of every source (checkpoint, lag, state).
+#[utoipa::path(get, path = "/sources", tag = "operations",
+    responses((status = 200, description = "Every partition of every source.", body = [PartitionView])))]
 pub(super) async fn sources(State(c): State<Arc<ApiState>>) -> Response {
     axum::Json(c.status.partitions()).into_response()
 }
 
 /// One source: kind, streams (topics and checkpoint keys), partitions.
+#[utoipa::path(get, path = "/sources/{name}", tag = "operations",
+    params(("name" = String, Path, description = "The source's name.")),
+    responses(
+        (status = 200, description = "The source.", body = SourceDetail),
+        (status = 404, description = "No source of that name.", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn source(State(c): State<Arc<ApiState>>, Path(name): Path<String>) -> Response {
     let Some(s) = c.status.sources().into_iter().find(|s| s.name == name) else {
         return error(StatusCode::NOT_FOUND, format!("no source named `{name}`"));
@@ -60,13 +83,41 @@ pub(super) async fn source(State(c): State<Arc<ApiState>>, Path(name): Path<Stri
         .into_iter()
         .filter(|p| keys.contains(&p.source.as_str()))
         .collect();
-    axum::Json(serde_json::json!({
-        "name": s.name,
-        "kind": s.kind,
-        "streams": s.streams,
-        "partitions": partitions,
-    }))
+    axum::Json(SourceDetail {
+        name: s.name,
+        kind: s.kind,
+        streams: s.streams,
+        partitions,
+    })
     .into_response()
+}
+
+/// One source as `GET /sources/{name}` shows it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct SourceDetail {
+    /// Its name.
+    name: String,
+    /// `kafka` or `http-feed`.
+    kind: String,
+    /// Its streams: Kafka topics with their checkpoint keys, or the feed.
+    streams: Vec<StreamView>,
+    /// Its partitions.
+    partitions: Vec<PartitionView>,
+}
+
+/// The answer of a wait whose offset was applied.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Applied {
+    /// Always `true`.
+    applied: bool,
+    /// The source.
+    source: String,
+    /// The partition waited on.
+    partition: i32,
+    /// The offset waited for.
+    offset: i64,
+    /// The partition's checkpoint, at or past `offset`.
+    checkpoint: Option<i64>,
 }
 
 /// Parses `5000`, `5000ms` or `5s`.
@@ -96,6 +147,20 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 /// or past `offset` (a Kafka offset or feed sequence number the caller
 /// knows it produced), or 503 with `Retry-After` when `timeout` (default
 /// 10 s; milliseconds, or `…ms` / `…s`) passes first.
+#[utoipa::path(get, path = "/sources/{name}/wait", tag = "operations",
+    params(
+        ("name" = String, Path, description = "The source's name."),
+        ("offset" = i64, Query, description = "The Kafka offset or feed sequence number to wait for."),
+        ("partition" = Option<i32>, Query, description = "The partition (default 0)."),
+        ("topic" = Option<String>, Query, description = "The topic, when the source has several."),
+        ("timeout" = Option<String>, Query, description = "How long to wait: milliseconds, or a number followed by `ms` or `s` (default 10 s, at most 300 s)."),
+    ),
+    responses(
+        (status = 200, description = "The offset is applied.", body = Applied),
+        (status = 400, description = "A parameter is missing or does not parse.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such source or topic.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Not applied within the timeout (or ferry stopped): `applied: false`, the checkpoint, and `Retry-After`.", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn wait(
     State(c): State<Arc<ApiState>>,
     Path(name): Path<String>,
@@ -154,25 +219,35 @@ pub(super) async fn wait(
     loop {
         let checkpoint = c.status.checkpoint(&key, partition);
         if checkpoint.is_some_and(|cp| cp >= offset) {
-            return axum::Json(serde_json::json!({
-                "applied": true, "source": name, "partition": partition,
-                "offset": offset, "checkpoint": checkpoint,
-            }))
+            return axum::Json(Applied {
+                applied: true,
+                source: name,
+                partition,
+                offset,
+                checkpoint,
+            })
             .into_response();
         }
         let left = deadline.saturating_duration_since(Instant::now());
         let stopped = matches!(c.status.phase(), super::Phase::Stopped(_));
         if left.is_zero() || stopped {
             let retry = retry_after(&c, checkpoint.map_or(offset + 1, |cp| offset - cp));
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, retry.to_string())],
-                axum::Json(serde_json::json!({
-                    "applied": false, "source": name, "partition": partition,
-                    "offset": offset, "checkpoint": checkpoint,
-                    "error": if stopped { "ferry stopped before the offset was applied" } else { "the offset was not applied within the timeout" },
-                })),
-            )
+            let detail = if stopped {
+                "ferry stopped before the offset was applied"
+            } else {
+                "the offset was not applied within the timeout"
+            };
+            return Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail)
+                .typed(
+                    "urn:ferry:problem:not-applied-yet",
+                    "Offset not applied yet.",
+                )
+                .retry_after(retry)
+                .with("applied", false)
+                .with("source", name)
+                .with("partition", partition)
+                .with("offset", offset)
+                .with("checkpoint", checkpoint)
                 .into_response();
         }
         let _ = tokio::time::timeout(left, commits.changed()).await;

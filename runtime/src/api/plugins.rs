@@ -10,17 +10,28 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::ApiState;
-use super::{answer, authorize, control_error, error};
+use super::{Guarded, Problem, answer, authorize, control_error, error};
+use crate::control::PluginView;
 use crate::control::{Command, ControlError, Request};
+use crate::pipeline::Activation;
+use crate::plugin::query::QueryFn;
+use crate::store::history::Entry as HistoryEntry;
 use crate::store::history::{self, Trigger};
 
 /// Every plugin: name, kind, version, digest, activated-at, events routed,
 /// tables, counters, previous version, probation, last refusal.
+#[utoipa::path(get, path = "/plugins", tag = "plugins",
+    responses((status = 200, description = "Every plugin.", body = [PluginView])))]
 pub(super) async fn list(State(c): State<Arc<ApiState>>) -> Response {
     axum::Json(c.status.plugins()).into_response()
 }
 
 /// One plugin, with its query functions.
+#[utoipa::path(get, path = "/plugins/{name}", tag = "plugins", params(("name" = String, Path, description = "The plugin's name.")),
+    responses(
+        (status = 200, description = "The plugin, with its query functions and their WIT signatures.", body = PluginDetail),
+        (status = 404, description = "No plugin of that name.", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn one(State(c): State<Arc<ApiState>>, Path(name): Path<String>) -> Response {
     let Some(view) = c.status.plugins().into_iter().find(|p| p.info.name == name) else {
         return error(StatusCode::NOT_FOUND, format!("no plugin named `{name}`"));
@@ -30,14 +41,25 @@ pub(super) async fn one(State(c): State<Arc<ApiState>>, Path(name): Path<String>
         .component(&name)
         .map(|(p, _)| p.queries.clone())
         .unwrap_or_default();
-    let mut body = serde_json::to_value(&view).unwrap_or_default();
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert(
-            "queries".into(),
-            serde_json::to_value(queries).unwrap_or_default(),
-        );
-    }
-    axum::Json(body).into_response()
+    axum::Json(PluginDetail { view, queries }).into_response()
+}
+
+/// The body of `PUT /plugins/{name}`: a component's bytes (described only).
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[expect(
+    dead_code,
+    reason = "it describes the raw body, which the handler reads as bytes"
+)]
+pub(super) struct ComponentBytes(Vec<u8>);
+
+/// A plugin as `GET /plugins/{name}` shows it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct PluginDetail {
+    #[serde(flatten)]
+    view: PluginView,
+    /// Its query functions (the read API), with their WIT signatures.
+    queries: Vec<QueryFn>,
 }
 
 /// `PUT /plugins/{name}` with the component as the body: compiled and
@@ -45,6 +67,18 @@ pub(super) async fn one(State(c): State<Arc<ApiState>>, Path(name): Path<String>
 /// then written over the plugin's configured file (so a restart keeps it).
 /// 200 with the activation, 422 when refused (the running version keeps
 /// running), 404 for an unknown plugin.
+#[utoipa::path(put, path = "/plugins/{name}", tag = "plugins", params(("name" = String, Path, description = "The plugin's name.")), security(("admin_token" = []), ()),
+    request_body(content = ComponentBytes, content_type = "application/wasm", description = "The component (.wasm) bytes."),
+    responses(
+        (status = 200, description = "The new version took over.", body = Activation),
+        (status = 400, description = "The body is empty.", body = Problem, content_type = "application/problem+json"),
+        Guarded,
+        (status = 404, description = "No plugin of that name.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A native projection: it cannot be swapped.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than `api.max_upload_mb`.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Refused (not a component, wrong contract, `migrate` failed): the running version goes on.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "ferry is not running.", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn deploy(
     State(c): State<Arc<ApiState>>,
     Path(name): Path<String>,
@@ -80,6 +114,15 @@ pub(super) async fn deploy(
 
 /// `POST /plugins/{name}/rollback`: back to the version the active one
 /// replaced (409 when there is none in this process).
+#[utoipa::path(post, path = "/plugins/{name}/rollback", tag = "plugins", params(("name" = String, Path, description = "The plugin's name.")), security(("admin_token" = []), ()),
+    responses(
+        (status = 200, description = "The previous version took over again.", body = Activation),
+        Guarded,
+        (status = 404, description = "No plugin of that name.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No previous version to go back to.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The previous version was refused.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "ferry is not running.", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn rollback(
     State(c): State<Arc<ApiState>>,
     Path(name): Path<String>,
@@ -106,6 +149,15 @@ pub(super) async fn rollback(
 
 /// `GET /plugins/{name}/history[?limit=N]`: activations, swaps, rollbacks
 /// and refusals, newest first.
+#[utoipa::path(get, path = "/plugins/{name}/history", tag = "plugins",
+    params(
+        ("name" = String, Path, description = "The plugin's name."),
+        ("limit" = Option<u32>, Query, description = "At most this many entries (default 100, at most 10000)."),
+    ),
+    responses(
+        (status = 200, description = "Activations, swaps, rollbacks, rebuilds and refusals, newest first.", body = [HistoryEntry]),
+        (status = 503, description = "The store could not be read.", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn history(
     State(c): State<Arc<ApiState>>,
     Path(name): Path<String>,

@@ -9,14 +9,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
-use serde_json::json;
 
 use super::ApiState;
 use super::error;
 use super::ops::retry_after;
+use super::problem::{NOT_READY_TYPE, Problem};
 use crate::control::Control;
 use crate::plugin::LoadedPlugin;
 use crate::plugin::query::{Answer, QueryError, QueryInstance};
@@ -127,6 +127,19 @@ fn decode(s: &str) -> String {
 }
 
 /// `GET /plugins/{name}/query/{function}?param=value&…`.
+#[utoipa::path(get, path = "/plugins/{name}/query/{function}", tag = "read",
+    params(
+        ("name" = String, Path, description = "The plugin's name."),
+        ("function" = String, Path, description = "One of its query functions (`GET /plugins/{name}` lists them with their WIT signatures)."),
+        ("params" = Option<std::collections::HashMap<String, String>>, Query, style = Form, explode, description = "The function's parameters by name: strings, numbers, booleans, chars and enums as text, `list<…>` repeated or comma-separated, `option<…>` may be left out, anything else as JSON."),
+    ),
+    responses(
+        (status = 200, description = "The function's result as JSON: records are objects with their WIT field names, options `null` or the value, variants `{\"case\": payload}`.", body = serde_json::Value),
+        (status = 400, description = "A parameter is missing or does not parse, or the function returned `err` (its value is in `error`).", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found, and every source has caught up; or no such plugin or function.", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The query call failed (a trap, its deadline, its memory cap).", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Projection not ready: not found while a source is behind (`retryAfterSeconds`, `lag`, `Retry-After`).", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn handle(
     State(c): State<Arc<ApiState>>,
     Path((name, function)): Path<(String, String)>,
@@ -158,33 +171,46 @@ pub(super) async fn handle(
     match answer {
         Ok(Answer::Found(v)) => axum::Json(v).into_response(),
         Ok(Answer::Rejected(e)) => {
-            (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": e }))).into_response()
+            let detail = match &e {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            Problem::new(StatusCode::BAD_REQUEST, detail)
+                .typed(
+                    "urn:ferry:problem:query-rejected",
+                    "The query function rejected the request.",
+                )
+                .with("error", e)
+                .into_response()
         }
-        Ok(Answer::NotFound) => not_found(&c),
+        Ok(Answer::NotFound) => not_found(&c, &name),
         Err(e @ QueryError::Unknown { .. }) => error(StatusCode::NOT_FOUND, e.to_string()),
         Err(e @ QueryError::Param { .. }) => error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e @ QueryError::Failed(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
-/// "Not found": 404 once every source has caught up, else 503 with
-/// `Retry-After` (the projection may not have it yet).
-fn not_found(c: &Control) -> Response {
+/// "Not found": 404 once every source has caught up, else 503 "Projection
+/// not ready." with `Retry-After` (the projection may not have it yet).
+fn not_found(c: &Control, plugin: &str) -> Response {
     if c.status.caught_up() {
         return error(StatusCode::NOT_FOUND, "not found");
     }
-    let behind = c.status.total_lag().unwrap_or(1).max(1);
-    let retry = retry_after(c, behind);
-    (
+    let lag = c.status.total_lag();
+    let retry = retry_after(c, lag.unwrap_or(1).max(1));
+    Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        [(header::RETRY_AFTER, retry.to_string())],
-        axum::Json(json!({
-            "error": "not found yet: the projection is still catching up",
-            "lag": c.status.total_lag(),
-            "retry_after_s": retry,
-        })),
+        format!(
+            "not found yet: the {plugin} projection is still catching up ({} events behind)",
+            lag.map_or_else(|| "an unknown number of".to_owned(), |l| l.to_string())
+        ),
     )
-        .into_response()
+    .typed(NOT_READY_TYPE, "Projection not ready.")
+    .retry_after(retry)
+    .with("plugin", plugin)
+    .with("lag", lag)
+    .with("retry_after_s", retry)
+    .into_response()
 }
 
 #[cfg(test)]

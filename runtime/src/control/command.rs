@@ -141,7 +141,7 @@ pub(crate) enum Command {
 }
 
 /// The outcome of retrying one dead letter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Redriven {
     /// Dead letter id.
     pub id: i64,

@@ -15,7 +15,7 @@ use crate::pipeline::{BatchReport, Histogram, PluginInfo, Stats};
 use crate::plugin::LoadedPlugin;
 
 /// One partition as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PartitionView {
     /// Checkpoint key of the source (`<source>/<topic>` for Kafka, the
     /// source name for a feed).
@@ -34,7 +34,7 @@ pub struct PartitionView {
 }
 
 /// One configured source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SourceView {
     /// Its name.
     pub name: String,
@@ -46,7 +46,7 @@ pub struct SourceView {
 }
 
 /// One stream of a source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StreamView {
     /// The Kafka topic, `None` for a feed.
     pub topic: Option<String>,
@@ -55,7 +55,7 @@ pub struct StreamView {
 }
 
 /// A version that was refused, for the API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Refusal {
     /// When (milliseconds since the Unix epoch).
     pub at_ms: i64,
@@ -68,7 +68,7 @@ pub struct Refusal {
 }
 
 /// A plugin as `GET /plugins` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PluginView {
     /// What the pipeline says about it.
     #[serde(flatten)]

@@ -205,7 +205,7 @@ impl Slot {
 }
 
 /// What the pipeline tells about one of its plugins.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct PluginInfo {
     /// Plugin name.
     pub name: String,
@@ -234,7 +234,7 @@ pub struct PluginInfo {
 }
 
 /// A version kept for rollback.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct PreviousVersion {
     /// Its digest.
     pub digest: String,
@@ -247,7 +247,7 @@ pub struct PreviousVersion {
 }
 
 /// Where a probation stands.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct ProbationInfo {
     /// Calls made by the new version so far.
     pub calls: u32,

@@ -19,7 +19,7 @@ use crate::store::registry;
 pub type VersionId = (String, String);
 
 /// A version that took over.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Activation {
     /// Plugin name.
     pub plugin: String,

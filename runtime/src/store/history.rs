@@ -120,7 +120,8 @@ pub fn record(conn: &Connection, e: &NewEntry<'_>) -> Result<i64, StoreError> {
 }
 
 /// One history entry as read back.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = HistoryEntry)]
 pub struct Entry {
     /// Row id (increasing).
     pub id: i64,

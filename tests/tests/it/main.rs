@@ -23,6 +23,7 @@ mod health;
 mod hostile;
 mod hot_swap;
 mod kafka;
+mod operator;
 mod read_api;
 mod rebalance;
 mod rebuild;

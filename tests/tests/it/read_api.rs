@@ -16,6 +16,12 @@ use ferry_tests::kafka::{Running, checkpoints, wait_for};
 use ferry_tests::{Workspace, api_addr, http_get, http_request, repo_root};
 
 fn start(ws: &Workspace, url: &str) -> (Running, String) {
+    start_with(ws, url, "listen = \"127.0.0.1:0\"")
+}
+
+/// `ferry run` of the game projection fed by `url`, with `api` as the
+/// `[api]` section's settings; returns it and a loopback address of its API.
+pub(super) fn start_with(ws: &Workspace, url: &str, api: &str) -> (Running, String) {
     ws.config(&format!(
         r#"
 [store]
@@ -26,7 +32,7 @@ batch_size = 50
 linger_ms = 5
 
 [api]
-listen = "127.0.0.1:0"
+{api}
 ready_max_lag = 0
 
 [[plugins]]
@@ -53,6 +59,8 @@ poll_interval_ms = 50
         run.output()
     );
     let addr = api_addr(&run.output()).unwrap();
+    // A listener on every address is reached through loopback.
+    let addr = addr.replace("0.0.0.0:", "127.0.0.1:");
     (run, addr)
 }
 

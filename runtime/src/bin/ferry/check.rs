@@ -77,5 +77,29 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     for s in &config.sources {
         println!("  source {} ({})", s.name(), s.kind());
     }
+    if config.api.enabled != Some(false) {
+        println!("  api {}: {}", config.api.listen, api_access(&config.api));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Who may change ferry's state through the HTTP API.
+fn api_access(api: &ferry::config::ApiConfig) -> String {
+    if let Some(why) = api.protected_mode_reason() {
+        return why;
+    }
+    if api.admin_token.is_some() {
+        return "requests that change something need the admin token".into();
+    }
+    let loopback = api
+        .listen
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback());
+    if loopback {
+        "requests that change something are served to local clients only (loopback)".into()
+    } else {
+        "WARNING: protected mode is off (api.protected_mode = false) and no admin token is set: \
+         anyone who reaches the port can replace plugins and purge dead letters"
+            .into()
+    }
 }

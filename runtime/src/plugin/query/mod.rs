@@ -26,7 +26,7 @@ use crate::host::call::Purpose;
 use crate::store::{AuthScope, Grant, SharedConn};
 
 /// One query function as declared.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct QueryFn {
     /// The exported interface (e.g. `games:projection/queries`).
     pub interface: String,

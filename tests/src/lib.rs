@@ -119,6 +119,25 @@ impl Workspace {
         self.write("config.toml", body)
     }
 
+    /// Writes the repository's root `config.toml` (ferry's documented
+    /// defaults: the embedded broker, its sample publisher and the game
+    /// projection from `dist/plugins`), with the HTTP API on a free port and
+    /// each `(from, to)` of `edits` replaced.
+    pub fn root_config(&self, edits: &[(&str, &str)]) -> PathBuf {
+        let root = repo_root();
+        let plugin = root.join("dist/plugins/game_projection.wasm");
+        assert!(plugin.exists(), "run scripts/build-plugins first");
+        let mut text = std::fs::read_to_string(root.join("config.toml"))
+            .expect("the root config.toml")
+            .replace("\"dist/plugins/game_projection.wasm\"", &toml_path(&plugin))
+            .replace("listen = \"127.0.0.1:9464\"", "listen = \"127.0.0.1:0\"");
+        for (from, to) in edits {
+            assert!(text.contains(from), "the root config has no `{from}`");
+            text = text.replace(from, to);
+        }
+        self.write("config.toml", text)
+    }
+
     /// The database file the default test configs use.
     pub fn db(&self) -> PathBuf {
         self.path("ferry.db")

@@ -210,11 +210,12 @@ async fn redrive(c: &Control, ids: Vec<i64>) -> Response {
 
 /// `POST /dead-letters/{id}/retry`.
 #[utoipa::path(post, path = "/dead-letters/{id}/retry", tag = "dead-letters",
-    params(("id" = i64, Path, description = "The dead letter's id.")), security(("admin_token" = []), ()),
+    params(("id" = i64, Path, description = "The dead letter's id.")), security(("admin_token" = [])),
     responses(
-        (status = 200, description = "What became of it (an unknown id is `failed`).", body = [Redriven]),
+        (status = 200, description = "What became of it.", body = [Redriven]),
         (status = 400, description = "The id is not an integer.", body = Problem, content_type = "application/problem+json"),
         Guarded,
+        (status = 404, description = "No dead letter with that id.", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "ferry is not running.", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(super) async fn retry_one(
@@ -228,30 +229,50 @@ pub(super) async fn retry_one(
     redrive(&c, vec![id]).await
 }
 
-/// Body of `POST /dead-letters/retry`.
+/// Body of `POST /dead-letters/retry`: the dead letters named by `ids`,
+/// and with `all: true` every one (of `source`, if given). `{}` names none.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RetryMany {
-    /// Dead letter ids; absent with `all: true` for every one.
-    #[serde(default)]
+    /// Dead letter ids.
+    #[serde(default, deserialize_with = "whole_numbers")]
     ids: Vec<i64>,
-    /// Every dead letter (of `source`, if given).
+    /// Every dead letter (of `source`, if given) as well.
     #[serde(default)]
     all: bool,
-    /// With `all`: only this source.
+    /// With `all`: only this source (its checkpoint key).
     #[serde(default)]
     source: Option<String>,
 }
 
-/// `POST /dead-letters/retry` with `{"ids": […]}` or `{"all": true,
+/// Ids as JSON numbers with no fraction: `7` and `7.0` alike (JSON Schema
+/// counts both as integers).
+fn whole_numbers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
+    use serde::de::Error as _;
+    Vec::<serde_json::Number>::deserialize(d)?
+        .iter()
+        .map(|n| {
+            n.as_i64()
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18)
+                        .map(|f| f as i64)
+                })
+                .ok_or_else(|| D::Error::custom(format!("{n} is not a dead letter id")))
+        })
+        .collect()
+}
+
+/// `POST /dead-letters/retry` with `{"ids": […]}` and/or `{"all": true,
 /// "source": …}`: retried in offset order per key; a key whose dead letter
 /// fails again holds back its later ones.
-#[utoipa::path(post, path = "/dead-letters/retry", tag = "dead-letters", security(("admin_token" = []), ()),
-    request_body(content = RetryMany, description = "`ids`, or `all: true` (with an optional `source`)."),
+#[utoipa::path(post, path = "/dead-letters/retry", tag = "dead-letters", security(("admin_token" = [])),
+    request_body(content = RetryMany, description = "The dead letters named by `ids`, and with `all: true` every one (of `source`, if given)."),
     responses(
         (status = 200, description = "What became of each, in the order retried.", body = [Redriven]),
-        (status = 400, description = "Neither or both of `ids` and `all`, or a body that is not JSON.", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not JSON.", body = Problem, content_type = "application/problem+json"),
         Guarded,
+        (status = 404, description = "An id names no dead letter.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The JSON does not have the documented shape.", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "ferry is not running, or the store could not be read.", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -276,27 +297,28 @@ pub(super) async fn retry_many(
             return error(status, format!("the body is not a retry request: {e}"));
         }
     };
-    if all != ids.is_empty() {
-        return error(StatusCode::BAD_REQUEST, "give either `ids` or `all: true`");
-    }
-    let ids = if all {
+    let mut ids = ids;
+    if all {
         match with_db(&c, move |conn| {
             dead_letter::list(conn, source.as_deref()).map_err(|e| e.to_string())
         })
         .await
         {
-            Ok(all) => all.into_iter().map(|d| d.id).collect(),
+            Ok(every) => ids.extend(every.into_iter().map(|d| d.id)),
             Err(r) => return r,
         }
-    } else {
-        ids
-    };
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return axum::Json(Vec::<Redriven>::new()).into_response();
+    }
     redrive(&c, ids).await
 }
 
 /// `DELETE /dead-letters/{id}`.
 #[utoipa::path(delete, path = "/dead-letters/{id}", tag = "dead-letters",
-    params(("id" = i64, Path, description = "The dead letter's id.")), security(("admin_token" = []), ()),
+    params(("id" = i64, Path, description = "The dead letter's id.")), security(("admin_token" = [])),
     responses(
         (status = 200, description = "Deleted.", body = Purged),
         (status = 400, description = "The id is not an integer.", body = Problem, content_type = "application/problem+json"),

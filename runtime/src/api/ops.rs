@@ -120,21 +120,23 @@ pub(super) struct Applied {
     checkpoint: Option<i64>,
 }
 
-/// Parses `5000`, `5000ms` or `5s`.
+/// Parses `5000`, `5000ms`, `5s` or `1.5s` (exactly the pattern the OpenAPI
+/// document gives `timeout`); a value too large to hold is the longest wait.
 fn parse_timeout(v: &str) -> Option<Duration> {
-    let v = v.trim();
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let millis = |s: &str| Duration::from_millis(s.parse().unwrap_or(u64::MAX));
     if let Some(ms) = v.strip_suffix("ms") {
-        return ms.trim().parse().ok().map(Duration::from_millis);
+        return digits(ms).then(|| millis(ms));
     }
     if let Some(s) = v.strip_suffix('s') {
-        return s
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64);
+        let (whole, fraction) = s.split_once('.').unwrap_or((s, "0"));
+        if !(digits(whole) && digits(fraction)) {
+            return None;
+        }
+        let secs = s.parse::<f64>().ok()?.min(MAX_WAIT.as_secs_f64());
+        return Some(Duration::from_secs_f64(secs));
     }
-    v.parse().ok().map(Duration::from_millis)
+    digits(v).then(|| millis(v))
 }
 
 /// Longest `timeout` a wait accepts.
@@ -150,10 +152,10 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 #[utoipa::path(get, path = "/sources/{name}/wait", tag = "operations",
     params(
         ("name" = String, Path, description = "The source's name."),
-        ("offset" = i64, Query, description = "The Kafka offset or feed sequence number to wait for."),
-        ("partition" = Option<i32>, Query, description = "The partition (default 0)."),
+        ("offset" = i64, Query, minimum = 0, description = "The Kafka offset or feed sequence number to wait for."),
+        ("partition" = Option<i32>, Query, minimum = 0, description = "The partition (default 0)."),
         ("topic" = Option<String>, Query, description = "The topic, when the source has several."),
-        ("timeout" = Option<String>, Query, description = "How long to wait: milliseconds, or a number followed by `ms` or `s` (default 10 s, at most 300 s)."),
+        ("timeout" = Option<String>, Query, pattern = "^([0-9]+(ms|s)?|[0-9]+[.][0-9]+s)$", description = "How long to wait: milliseconds, or a number followed by `ms` or `s` (default 10 s, at most 300 s)."),
     ),
     responses(
         (status = 200, description = "The offset is applied.", body = Applied),
@@ -166,16 +168,25 @@ pub(super) async fn wait(
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(offset) = q.get("offset").and_then(|o| o.parse::<i64>().ok()) else {
+    let Some(offset) = q
+        .get("offset")
+        .and_then(|o| o.parse::<i64>().ok())
+        .filter(|o| *o >= 0)
+    else {
         return error(
             StatusCode::BAD_REQUEST,
-            "`offset` is required: the Kafka offset or feed sequence number to wait for",
+            "`offset` is required: the Kafka offset or feed sequence number to wait for (0 or more)",
         );
     };
     let partition = match q.get("partition").map(|p| p.parse::<i32>()) {
         None => 0,
-        Some(Ok(p)) => p,
-        Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "`partition` must be an integer"),
+        Some(Ok(p)) if p >= 0 => p,
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "`partition` must be a whole number, 0 or more",
+            );
+        }
     };
     let timeout = match q.get("timeout").map(|t| parse_timeout(t)) {
         None => DEFAULT_WAIT,
@@ -231,7 +242,10 @@ pub(super) async fn wait(
         let left = deadline.saturating_duration_since(Instant::now());
         let stopped = matches!(c.status.phase(), super::Phase::Stopped(_));
         if left.is_zero() || stopped {
-            let retry = retry_after(&c, checkpoint.map_or(offset + 1, |cp| offset - cp));
+            let retry = retry_after(
+                &c,
+                checkpoint.map_or(offset.saturating_add(1), |cp| offset.saturating_sub(cp)),
+            );
             let detail = if stopped {
                 "ferry stopped before the offset was applied"
             } else {
@@ -276,5 +290,28 @@ mod tests {
         assert_eq!(parse_timeout("1.5s"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_timeout("soon"), None);
         assert_eq!(parse_timeout("-1s"), None);
+        assert_eq!(parse_timeout(" 5"), None);
+        assert_eq!(parse_timeout("1e3s"), None);
+        assert_eq!(parse_timeout("1.s"), None);
+        assert_eq!(parse_timeout(""), None);
+        assert_eq!(
+            parse_timeout("99999999999999999999999"),
+            Some(Duration::from_millis(u64::MAX))
+        );
+        assert_eq!(parse_timeout("99999999999999999999999s"), Some(MAX_WAIT));
+    }
+
+    /// The form of `timeout` the parser takes: milliseconds, `…ms`, or
+    /// seconds `…s` (with a fraction).
+    const TIMEOUT_PATTERN: &str = "^([0-9]+(ms|s)?|[0-9]+[.][0-9]+s)$";
+
+    #[test]
+    fn the_openapi_document_gives_the_timeout_form_that_is_parsed() {
+        let doc: serde_json::Value = serde_json::from_str(&crate::api::openapi::json()).unwrap();
+        let params = doc["paths"]["/sources/{name}/wait"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let timeout = params.iter().find(|p| p["name"] == "timeout").unwrap();
+        assert_eq!(timeout["schema"]["pattern"], TIMEOUT_PATTERN);
     }
 }

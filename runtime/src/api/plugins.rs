@@ -67,8 +67,8 @@ pub(super) struct PluginDetail {
 /// then written over the plugin's configured file (so a restart keeps it).
 /// 200 with the activation, 422 when refused (the running version keeps
 /// running), 404 for an unknown plugin.
-#[utoipa::path(put, path = "/plugins/{name}", tag = "plugins", params(("name" = String, Path, description = "The plugin's name.")), security(("admin_token" = []), ()),
-    request_body(content = ComponentBytes, content_type = "application/wasm", description = "The component (.wasm) bytes."),
+#[utoipa::path(put, path = "/plugins/{name}", tag = "plugins", params(("name" = String, Path, description = "The plugin's name.")), security(("admin_token" = [])),
+    request_body(content((ComponentBytes = "application/wasm"), (ComponentBytes = "application/octet-stream")), description = "The component (.wasm) bytes, as `application/wasm` or `application/octet-stream` (the content type is not checked)."),
     responses(
         (status = 200, description = "The new version took over.", body = Activation),
         (status = 400, description = "The body is empty.", body = Problem, content_type = "application/problem+json"),
@@ -114,7 +114,7 @@ pub(super) async fn deploy(
 
 /// `POST /plugins/{name}/rollback`: back to the version the active one
 /// replaced (409 when there is none in this process).
-#[utoipa::path(post, path = "/plugins/{name}/rollback", tag = "plugins", params(("name" = String, Path, description = "The plugin's name.")), security(("admin_token" = []), ()),
+#[utoipa::path(post, path = "/plugins/{name}/rollback", tag = "plugins", params(("name" = String, Path, description = "The plugin's name.")), security(("admin_token" = [])),
     responses(
         (status = 200, description = "The previous version took over again.", body = Activation),
         Guarded,
@@ -152,10 +152,11 @@ pub(super) async fn rollback(
 #[utoipa::path(get, path = "/plugins/{name}/history", tag = "plugins",
     params(
         ("name" = String, Path, description = "The plugin's name."),
-        ("limit" = Option<u32>, Query, description = "At most this many entries (default 100, at most 10000)."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "At most this many entries (default 100)."),
     ),
     responses(
         (status = 200, description = "Activations, swaps, rollbacks, rebuilds and refusals, newest first.", body = [HistoryEntry]),
+        (status = 400, description = "`limit` is not a whole number from 1 to 10000.", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The store could not be read.", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(super) async fn history(
@@ -163,11 +164,16 @@ pub(super) async fn history(
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let limit = q
-        .get("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .unwrap_or(100)
-        .min(10_000);
+    let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
+        None => 100,
+        Some(Ok(l)) if (1..=10_000).contains(&l) => l,
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "`limit` must be a whole number from 1 to 10000",
+            );
+        }
+    };
     let db = c.db_path.clone();
     let entries = tokio::task::spawn_blocking(move || {
         let conn = crate::store::open_read_only(&db).map_err(|e| e.to_string())?;

@@ -11,7 +11,7 @@ use ferry_tests::kafka::{
     Running, appends, caught_up, checkpoints, committed, consume, high_watermarks, produce,
     wait_for,
 };
-use ferry_tests::{Workspace, api_addr, count, http_get, repo_root, toml_path};
+use ferry_tests::{Workspace, api_addr, count, http_get, toml_path};
 
 const TOPIC: &str = "events";
 const PARTITIONS: i32 = 4;
@@ -348,15 +348,7 @@ librdkafka = { "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500" }"
 #[test]
 fn the_newcomers_run_command_shows_progress_and_stops_gracefully() {
     let ws = Workspace::new();
-    let root = repo_root();
-    let text = std::fs::read_to_string(root.join("config.toml")).unwrap();
-    let plugin = root.join("dist/plugins/game_projection.wasm");
-    assert!(plugin.exists(), "run scripts/build-plugins first");
-    let text = text
-        .replace("\"dist/plugins/game_projection.wasm\"", &toml_path(&plugin))
-        .replace("progress_interval_ms = 5000", "progress_interval_ms = 500")
-        .replace("listen = \"127.0.0.1:9464\"", "listen = \"127.0.0.1:0\"");
-    ws.write("config.toml", text);
+    ws.root_config(&[("progress_interval_ms = 5000", "progress_interval_ms = 500")]);
     let run = Running::start(ws.dir.path(), &["run", "--config", "config.toml"]);
     let progressed = wait_for(Duration::from_secs(60), || {
         run.output()

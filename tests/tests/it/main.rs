@@ -19,6 +19,7 @@ mod contracts;
 mod crash;
 mod dead_letters;
 mod feed;
+mod fuzz;
 mod health;
 mod hostile;
 mod hot_swap;

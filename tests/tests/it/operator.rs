@@ -103,7 +103,17 @@ fn rejections_unknown_routes_and_wrong_methods_are_problem_details() {
     assert_problem(&req("GET", "/dead-letters/424242", b""), 404);
     assert_problem(&req("POST", "/dead-letters/retry", b"{not json"), 400);
     assert_problem(&req("POST", "/dead-letters/retry", br#"{"idz": [1]}"#), 422);
-    assert_problem(&req("POST", "/dead-letters/retry", br#"{}"#), 400);
+    // `{}` names no dead letter: nothing to retry.
+    let none = req("POST", "/dead-letters/retry", br#"{}"#);
+    assert_eq!((none.status, none.body.as_str()), (200, "[]"));
+    assert_problem(
+        &req("GET", "/plugins/game-projection/history?limit=0", b""),
+        400,
+    );
+    assert_problem(
+        &req("GET", "/sources/catalog/wait?offset=1&timeout=1e3s", b""),
+        400,
+    );
     let r = req("DELETE", "/sources", b"");
     assert_problem(&r, 405);
     assert!(

@@ -1,6 +1,7 @@
 //! The HTTP API, one listener: health, Prometheus metrics, sources and
 //! consistency-token waits, plugins (list, deploy, rollback, history), the
-//! read API over plugins' query functions, and dead letters.
+//! read API over plugins' query functions, dead letters, the OpenAPI
+//! document and the status page.
 //!
 //! It runs on its own thread with a single-threaded Tokio runtime; reads
 //! come from the [`Status`] the loop publishes (a slow client never
@@ -14,6 +15,7 @@ mod ops;
 mod plugins;
 pub mod problem;
 pub mod query;
+mod status_page;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -134,6 +136,7 @@ fn router(control: Arc<Control>) -> Router {
         queries: query::QueryPool::default(),
     });
     Router::new()
+        .route("/", get(status_page::page))
         .route("/openapi.json", get(openapi::document))
         .route("/health/live", get(ops::live))
         .route("/health/ready", get(ops::ready))

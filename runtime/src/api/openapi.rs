@@ -11,7 +11,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{dead_letters, ops, plugins, problem, query};
+use super::{dead_letters, ops, plugins, problem, query, status_page};
 
 /// The document.
 #[derive(OpenApi)]
@@ -43,6 +43,7 @@ use super::{dead_letters, ops, plugins, problem, query};
         dead_letters::purge,
         dead_letters::retry_one,
         document,
+        status_page::page,
     ),
     components(schemas(problem::Problem)),
     modifiers(&AdminToken),
@@ -142,6 +143,7 @@ mod tests {
             "/dead-letters/{id}",
             "/dead-letters/{id}/retry",
             "/openapi.json",
+            "/",
         ] {
             assert!(paths.contains_key(p), "{p} is not described");
         }

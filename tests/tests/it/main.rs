@@ -32,3 +32,4 @@ mod replay;
 mod retention;
 mod sandbox;
 mod start;
+mod status_page;

@@ -49,10 +49,7 @@ pub(super) async fn metrics_text(State(c): State<Arc<ApiState>>) -> Response {
         .await
         .unwrap_or_default();
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         metrics::render(&c.status, &counts),
     )
         .into_response()

@@ -140,7 +140,7 @@ impl Status {
             swaps: Mutex::new(BTreeMap::new()),
             phase: Mutex::new(Phase::Starting),
             stats,
-            batch_seconds: Histogram::default(),
+            batch_seconds: crate::pipeline::histogram::durations(),
             stuck_after: Duration::from_millis(config.stuck_after_ms),
             ready_max_lag: config.ready_max_lag,
             checkpoints: Mutex::new(HashMap::new()),
@@ -166,7 +166,7 @@ impl Status {
             return;
         }
         self.last_commit_ms.store(self.now_ms(), Ordering::Relaxed);
-        self.batch_seconds.observe_duration(took);
+        self.batch_seconds.observe(took.as_secs_f64());
         {
             let mut cps = self.checkpoints.lock();
             for ((source, partition), offset) in &report.committed {

@@ -140,7 +140,7 @@ impl Pipeline {
             // The optimistic pass's call on this same state already failed:
             // that was this attempt.
             Some(c) => {
-                slot.latency.observe_duration(c.took);
+                slot.latency.observe(c.took.as_secs_f64());
                 Err(c.failure)
             }
             None => {
@@ -164,7 +164,7 @@ impl Pipeline {
                         return Ok(Pass::Rerun);
                     }
                     (true, Ok(_)) => self.pending_latency.push((i, took)),
-                    (false, _) => slot.latency.observe_duration(took),
+                    (false, _) => slot.latency.observe(took.as_secs_f64()),
                 }
                 r
             }

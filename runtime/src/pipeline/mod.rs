@@ -289,7 +289,7 @@ impl Pipeline {
                 self.outputs(crate::host::held::Output::release);
                 for (i, took) in self.pending_latency.drain(..) {
                     if let Some(slot) = self.slots.get(i) {
-                        slot.latency.observe_duration(took);
+                        slot.latency.observe(took.as_secs_f64());
                     }
                 }
             } else {

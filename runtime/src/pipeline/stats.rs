@@ -136,7 +136,7 @@ impl Stats {
         if let Some(h) = l.get(plugin) {
             return Arc::clone(h);
         }
-        let h = Arc::new(Histogram::default());
+        let h = Arc::new(super::histogram::durations());
         l.insert(plugin.to_owned(), Arc::clone(&h));
         h
     }

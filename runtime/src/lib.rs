@@ -26,7 +26,8 @@
 //!   `log`, `clock`), WASI shadowed and stdio into the log, the call's
 //!   deadline and memory cap.
 //! - [`plugin`]: wasmtime engine, loading and validating components,
-//!   compiled-component cache, native projections, query functions.
+//!   compiled-component cache, precompiled artifacts (`ferry compile`),
+//!   native projections, query functions.
 //! - [`pipeline`]: batch → route → handle → checkpoint → commit; retries,
 //!   dead letters, the flood guard, swaps and probation, counters. The only
 //!   committer.
@@ -49,9 +50,13 @@
 //! - `kafka` (default): Kafka sources, the embedded broker, dead-letter
 //!   topics (librdkafka).
 //! - `http-feed` (default): the HTTP event feed source.
+//! - `jit` (default): wasmtime's compiler (Cranelift): components are
+//!   compiled at load, and `ferry compile` makes precompiled artifacts for
+//!   any target. Without it ferry loads only precompiled artifacts.
 //!
 //! An edge build without a broker: `--no-default-features --features
-//! http-feed`.
+//! http-feed,jit`; a runtime-only build, without a compiler either:
+//! `--no-default-features --features http-feed`.
 
 pub mod api;
 pub mod backoff;

@@ -1,10 +1,13 @@
 //! `ferry::Runtime` embedded in a host, with the HTTP feed (no broker):
-//! runs in the default build and in the edge build (`--no-default-features
-//! --features http-feed`). Needs `dist/plugins/game_projection.wasm`
+//! runs in the default build, the edge build (`--no-default-features
+//! --features http-feed,jit`) and the runtime-only build (`--features
+//! http-feed`, with precompiled artifacts). Needs `dist/plugins`
 //! (`scripts/build-plugins`). It is a test binary of its own, apart from
 //! `tests/tests/it`, because the edge build compiles ferry with other
 //! features than the test crate does.
 
+#[path = "support/aot.rs"]
+mod aot;
 #[path = "../examples/support/feed.rs"]
 mod feed;
 
@@ -15,13 +18,7 @@ use ferry::plugin::{HandleError, Handled};
 use ferry::{Event, NativeProjection};
 
 fn plugin() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist/plugins/game_projection.wasm");
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/build-plugins",
-        p.display()
-    );
-    p
+    aot::loadable("game_projection")
 }
 
 /// Counts events per type, natively (the host's own code).
@@ -139,9 +136,15 @@ fn an_embedded_runtime_projects_a_feed_and_is_controlled_through_its_handle() {
             ]
         );
         // A swap through the handle (same logic, new bytes: the same
-        // component with a custom section appended).
-        let mut bytes = std::fs::read(plugin()).unwrap();
-        bytes.extend_from_slice(&[0, 8, 4, b'n', b'o', b't', b'e', 1, 2, 3]);
+        // component with a custom section appended; without a compiler,
+        // the artifact of the same projection built on contract 0.1).
+        let bytes = if cfg!(feature = "jit") {
+            let mut b = std::fs::read(plugin()).unwrap();
+            b.extend_from_slice(&[0, 8, 4, b'n', b'o', b't', b'e', 1, 2, 3]);
+            b
+        } else {
+            std::fs::read(aot::loadable("games_v01")).unwrap()
+        };
         let a = handle.swap_plugin("game-projection", bytes).await.unwrap();
         assert_ne!(a.old_digest.as_deref(), Some(a.new_digest.as_str()));
         let e = handle.swap_plugin("counter", vec![0, 1]).await.unwrap_err();
@@ -150,10 +153,12 @@ fn an_embedded_runtime_projects_a_feed_and_is_controlled_through_its_handle() {
             .swap_plugin("game-projection", b"garbage".to_vec())
             .await
             .unwrap_err();
-        assert!(
-            e.message.contains("not a valid WebAssembly component"),
-            "{e}"
-        );
+        let refusal = if cfg!(feature = "jit") {
+            "not a valid WebAssembly component"
+        } else {
+            "compile it with `ferry compile`"
+        };
+        assert!(e.message.contains(refusal), "{e}");
         handle.stop();
         running.await.unwrap().unwrap();
         assert!(matches!(handle.phase(), ferry::api::Phase::Stopped(None)));

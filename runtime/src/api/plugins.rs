@@ -94,6 +94,19 @@ pub(super) async fn deploy(
             "the request body must be the component (.wasm) bytes",
         );
     }
+    if crate::plugin::aot::is_artifact(&body) && c.api.admin_token.is_none() {
+        return Problem::new(
+            StatusCode::FORBIDDEN,
+            "a precompiled artifact is native code, not sandboxed bytecode: ferry accepts one over \
+             the API only from a client holding api.admin_token (set one), or from the plugin's \
+             configured file",
+        )
+        .typed(
+            "urn:ferry:problem:artifact-needs-token",
+            "Artifacts need the admin token.",
+        )
+        .into_response();
+    }
     let (tx, rx) = tokio::sync::oneshot::channel();
     let sent = c.requests.send(Request::Deploy {
         origin: format!("the body of PUT /plugins/{name}"),

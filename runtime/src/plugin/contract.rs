@@ -83,7 +83,9 @@ fn list(names: &[String]) -> String {
     }
 }
 
+// Compiling the test components needs the compiler.
 #[cfg(test)]
+#[cfg(feature = "jit")]
 mod tests {
     use super::*;
 

@@ -14,7 +14,24 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Builds the engine every plugin runs on.
 pub fn build_engine() -> anyhow::Result<Engine> {
+    build_engine_for(None)
+}
+
+/// Builds an engine with ferry's settings; with a target triple, one that
+/// compiles for that target (for `ferry compile`; the code it makes runs on
+/// any CPU of that architecture, as no host features are assumed).
+pub fn build_engine_for(target: Option<&str>) -> anyhow::Result<Engine> {
     let mut config = Config::new();
+    #[cfg(feature = "jit")]
+    if let Some(t) = target {
+        config.target(t)?;
+    }
+    #[cfg(not(feature = "jit"))]
+    if let Some(t) = target {
+        anyhow::bail!(
+            "this ferry has no compiler (a runtime-only build): it cannot compile for {t}"
+        );
+    }
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.concurrency_support(false);

@@ -2,6 +2,7 @@
 //! the contract version they were built for, the compiled-component cache,
 //! and running instances.
 
+pub mod aot;
 pub mod cache;
 pub mod contract;
 pub mod engine;
@@ -49,6 +50,17 @@ pub enum PluginError {
         /// Component path (or `<bytes>`).
         path: String,
         /// What wasmtime said.
+        reason: String,
+    },
+    /// A precompiled artifact that cannot run here, or a component given to
+    /// a ferry without a compiler.
+    #[error("plugin `{name}`: {path} cannot be loaded: {reason}")]
+    Load {
+        /// Plugin name.
+        name: String,
+        /// Artifact path (or `<bytes>`).
+        path: String,
+        /// Why.
         reason: String,
     },
     /// The component does not match the WIT contract.
@@ -167,15 +179,15 @@ impl PluginHost {
         tables: &[String],
         limits: Limits,
     ) -> Result<LoadedPlugin, PluginError> {
-        let digest = cache::digest(bytes);
-        let (component, provenance) =
-            self.cache
-                .load(&self.engine, bytes, &digest)
-                .map_err(|e| PluginError::Compile {
-                    name: name.to_owned(),
-                    path: origin.to_owned(),
-                    reason: format!("{e:#}"),
-                })?;
+        let (component, digest, provenance) =
+            self.cache.load(&self.engine, bytes).map_err(|e| {
+                let (name, path, reason) = (name.to_owned(), origin.to_owned(), format!("{e:#}"));
+                if aot::is_artifact(bytes) || !cfg!(feature = "jit") {
+                    PluginError::Load { name, path, reason }
+                } else {
+                    PluginError::Compile { name, path, reason }
+                }
+            })?;
         let checked = contract::check(&self.engine, &component);
         let queries = query::discover(&self.engine, &component);
         let contract_err = |problems| PluginError::Contract {

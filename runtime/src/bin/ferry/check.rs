@@ -39,11 +39,12 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     println!("  store: {}", db_path.display());
     for (c, l) in &loaded {
         println!(
-            "  plugin {} {} ({}, {}): handles {}; tables {}; deadline {} ms, memory {} MiB; clock: {}",
+            "  plugin {} {} ({}, {}, {}): handles {}; tables {}; deadline {} ms, memory {} MiB; clock: {}",
             c.name,
             l.metadata.version,
             l.digest,
             l.contract,
+            l.provenance.describe(),
             c.events.join(", "),
             if c.tables.is_empty() {
                 "none".into()

@@ -1,6 +1,7 @@
 //! The `ferry` command line: the binary over the `ferry` library.
 
 mod check;
+mod compile;
 mod dlq;
 mod http;
 mod plugins;
@@ -38,6 +39,8 @@ enum Command {
     Plugins(plugins::PluginsArgs),
     /// Re-project one plugin's tables into a shadow copy, then cut over.
     Rebuild(rebuild::RebuildArgs),
+    /// Precompile a plugin component for a target (for runtime-only hosts).
+    Compile(compile::CompileArgs),
 }
 
 /// `--config` and `--db`, shared by every command that opens the store.
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
         Command::Dlq(args) => dlq::run(&args),
         Command::Plugins(args) => plugins::run(&args),
         Command::Rebuild(args) => rebuild::run(&args),
+        Command::Compile(args) => compile::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -166,8 +166,14 @@ pub struct Running {
 impl Running {
     /// Starts `ferry ARGS` in `dir`.
     pub fn start(dir: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new(crate::ferry_bin())
-            .args(args)
+        let mut ferry = Command::new(crate::ferry_bin());
+        ferry.args(args);
+        Self::spawn(ferry, dir)
+    }
+
+    /// Starts `command` (a ferry, perhaps under an emulator) in `dir`.
+    pub fn spawn(mut command: Command, dir: &Path) -> Self {
+        let mut child = command
             .current_dir(dir)
             .env(
                 "FERRY_LOG",
@@ -204,7 +210,20 @@ impl Running {
     ///
     /// Waits (bounded) for ferry to say it is running first: a SIGINT that
     /// arrives before its signal handler is installed kills it outright.
-    pub fn interrupt(mut self, limit: Duration) -> (Option<std::process::ExitStatus>, String) {
+    pub fn interrupt(self, limit: Duration) -> (Option<std::process::ExitStatus>, String) {
+        self.stop_with(libc::SIGINT, limit)
+    }
+
+    /// [`Self::interrupt`] with SIGTERM, as a service manager stops ferry.
+    pub fn terminate(self, limit: Duration) -> (Option<std::process::ExitStatus>, String) {
+        self.stop_with(libc::SIGTERM, limit)
+    }
+
+    fn stop_with(
+        mut self,
+        signal: i32,
+        limit: Duration,
+    ) -> (Option<std::process::ExitStatus>, String) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self.output().contains("ferry is running")
             && Instant::now() < deadline
@@ -216,7 +235,7 @@ impl Running {
         #[expect(unsafe_code, reason = "kill(2) has no safe wrapper in std")]
         // SAFETY: kill(2) on our own child; no memory is involved.
         unsafe {
-            libc::kill(pid, libc::SIGINT);
+            libc::kill(pid, signal);
         }
         let status = crate::wait_bounded(&mut self.child, limit);
         std::thread::sleep(Duration::from_millis(100));

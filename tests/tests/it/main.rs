@@ -11,6 +11,7 @@
     reason = "a test fails by panicking"
 )]
 
+mod aarch64;
 mod apache_kafka;
 mod architecture;
 mod backpressure;

@@ -222,3 +222,18 @@ fn the_served_openapi_document_is_the_checked_in_one() {
     assert!(r.body == checked_in, "docs/openapi.json is stale");
     assert_eq!(r.json()["openapi"], "3.1.0");
 }
+
+/// A precompiled artifact is native code: without `api.admin_token`, even
+/// on loopback, `PUT /plugins/{name}` refuses one (components still swap).
+#[test]
+fn a_precompiled_artifact_over_the_api_needs_the_admin_token() {
+    let Served { addr, .. } = &serve(LOOPBACK, false);
+    let mut body = ferry::plugin::aot::MAGIC.to_vec();
+    body.extend_from_slice(b"{}\nnot really code");
+    let r = http_request(addr, "PUT", "/plugins/game-projection", &body).unwrap();
+    let p = assert_problem(&r, 403);
+    assert_eq!(p["type"], "urn:ferry:problem:artifact-needs-token", "{p}");
+    // A component is judged on its merits (here: not a component, 422).
+    let r = http_request(addr, "PUT", "/plugins/game-projection", b"\0asm junk").unwrap();
+    assert_problem(&r, 422);
+}

@@ -39,12 +39,11 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     println!("  store: {}", db_path.display());
     for (c, l) in &loaded {
         println!(
-            "  plugin {} {} ({}, {}, {}): handles {}; tables {}; deadline {} ms, memory {} MiB; clock: {}",
+            "  plugin {} {} ({}, {}): handles {}; tables {}; deadline {} ms, memory {} MiB; clock: {}; {}",
             c.name,
             l.metadata.version,
             l.digest,
             l.contract,
-            l.provenance.describe(),
             c.events.join(", "),
             if c.tables.is_empty() {
                 "none".into()
@@ -58,6 +57,7 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
                 ferry::config::ClockGrant::Host =>
                     "the HOST's real time (granted: the projection is not reproducible)",
             },
+            l.provenance.describe(),
         );
         for q in &l.queries {
             println!(

@@ -19,6 +19,12 @@ pub const SUMMARY_EVERY: Duration = Duration::from_secs(30);
 /// A problem that has not come back for this long is over.
 const QUIET_FOR: Duration = Duration::from_secs(60);
 
+/// Connection failures reported this soon after a broker answered are
+/// stale: librdkafka delivers errors it queued before the broker came back
+/// (seen: "all brokers down" 0.1 ms after the first answer). A real outage
+/// goes on being reported, so it opens its problem a moment later.
+const STALE_AFTER_UP: Duration = Duration::from_secs(1);
+
 #[derive(Debug)]
 struct Problem {
     /// The first line of it, as logged.
@@ -37,6 +43,8 @@ pub struct ClientLog {
     source: String,
     brokers: String,
     problems: Mutex<HashMap<String, Problem>>,
+    /// When a broker last answered.
+    broker_up_at: Mutex<Option<Instant>>,
 }
 
 /// Whether a librdkafka error or log facility is about reaching brokers.
@@ -88,6 +96,7 @@ impl ClientLog {
             source: source.to_owned(),
             brokers: brokers.to_owned(),
             problems: Mutex::default(),
+            broker_up_at: Mutex::default(),
         }
     }
 
@@ -136,6 +145,16 @@ impl ClientLog {
 
     fn problem(&self, key: &str, kind: &str, text: &str) {
         let now = Instant::now();
+        let stale = key == "connection"
+            && self
+                .broker_up_at
+                .lock()
+                .is_some_and(|up| now.duration_since(up) < STALE_AFTER_UP);
+        if stale {
+            tracing::debug!(source = %self.source, kind, error = %text,
+                "A connection failure queued before a broker answered is not a problem any more.");
+            return;
+        }
         let mut problems = self.problems.lock();
         match problems.get_mut(key) {
             Some(p) => {
@@ -172,6 +191,9 @@ impl ClientLog {
     /// others after a minute without a repeat.
     pub fn tick(&self, broker_up: bool) {
         let now = Instant::now();
+        if broker_up {
+            *self.broker_up_at.lock() = Some(now);
+        }
         let mut problems = self.problems.lock();
         problems.retain(|_, p| {
             let over = (p.connection && broker_up) || now.duration_since(p.last_seen) >= QUIET_FOR;
@@ -209,6 +231,26 @@ impl ClientLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_failure_queued_before_a_broker_answered_does_not_reopen_the_problem() {
+        let log = ClientLog::new("s", "127.0.0.1:1");
+        let down = KafkaError::Global(rdkafka::types::RDKafkaErrorCode::AllBrokersDown);
+        log.error(&down, "1/1 brokers are down");
+        log.tick(true);
+        assert!(log.current().is_none(), "a broker answered");
+        log.error(&down, "1/1 brokers are down");
+        assert!(
+            log.current().is_none(),
+            "stale: delivered right after the answer"
+        );
+        *log.broker_up_at.lock() = Instant::now().checked_sub(STALE_AFTER_UP);
+        log.error(&down, "1/1 brokers are down");
+        assert!(
+            log.current().is_some(),
+            "a real outage later is a problem again"
+        );
+    }
 
     #[test]
     fn repeats_of_one_failure_fall_together_and_a_broker_clears_them() {

@@ -155,8 +155,14 @@ fn the_deadline_cuts_a_precompiled_plugin_that_never_returns() {
         "took {took:?}: {}",
         text(&out)
     );
+    failed_alone(&ws, &out, "timeout");
+}
+
+/// The first event was dead-lettered with `class`, and the one after it
+/// applied.
+fn failed_alone(ws: &tempfile::TempDir, out: &Output, class: &str) {
     let classes = query(ws.path(), "SELECT error_class FROM ferry_dead_letters");
-    assert_eq!(classes, ["timeout"], "{}", text(&out));
+    assert_eq!(classes, [class], "{}", text(out));
     assert_eq!(
         query(ws.path(), "SELECT payload FROM log").len(),
         1,
@@ -170,13 +176,7 @@ fn the_memory_cap_holds_for_a_precompiled_plugin() {
         "memory_mb = 32",
         "{\"type\":\"Alloc\",\"payload\":{}}\n{\"type\":\"Append\",\"payload\":{\"n\":1}}\n",
     );
-    let classes = query(ws.path(), "SELECT error_class FROM ferry_dead_letters");
-    assert_eq!(classes, ["memory"], "{}", text(&out));
-    assert_eq!(
-        query(ws.path(), "SELECT payload FROM log").len(),
-        1,
-        "the next event applied"
-    );
+    failed_alone(&ws, &out, "memory");
 }
 
 #[test]

@@ -253,6 +253,31 @@ mod tests {
         assert!(check(&h).is_ok());
     }
 
+    #[cfg(feature = "jit")]
+    #[test]
+    fn an_artifact_made_with_other_engine_settings_is_refused_with_wasmtimes_reason() {
+        // An engine like ferry's but without epoch interruption (so without
+        // the deadline checks compiled into the code).
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(false);
+        let other = Engine::new(&config).unwrap();
+        let code = other.precompile_component(b"\0asm\x0d\0\x01\0").unwrap();
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(
+            format!(
+                r#"{{"digest":"sha256:ab","target":"{HOST_TARGET}","wasmtime":"{WASMTIME_VERSION}"}}"#
+            )
+            .as_bytes(),
+        );
+        bytes.push(b'\n');
+        bytes.extend_from_slice(&code);
+        let ferry = super::super::engine::build_engine().unwrap();
+        let e = load(&ferry, &bytes).map(|_| ()).unwrap_err();
+        assert!(matches!(e, AotError::Incompatible(_)), "{e}");
+        assert!(e.to_string().contains("epoch"), "{e}");
+    }
+
     #[test]
     fn a_broken_header_is_malformed() {
         let mut b = MAGIC.to_vec();

@@ -286,7 +286,11 @@ pub(super) async fn retry_many(
     if let Err(r) = authorize(&c, &headers) {
         return *r;
     }
-    let RetryMany { ids, all, source } = match serde_json::from_slice(&body) {
+    let RetryMany {
+        mut ids,
+        all,
+        source,
+    } = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
             let status = if e.is_data() {
@@ -297,7 +301,6 @@ pub(super) async fn retry_many(
             return error(status, format!("the body is not a retry request: {e}"));
         }
     };
-    let mut ids = ids;
     if all {
         match with_db(&c, move |conn| {
             dead_letter::list(conn, source.as_deref()).map_err(|e| e.to_string())

@@ -47,6 +47,30 @@ pub struct Header {
     pub wasmtime: String,
 }
 
+impl Header {
+    /// The header of an artifact of the component with `digest` for
+    /// `target`, made by this ferry's wasmtime.
+    pub fn new(digest: &str, target: &str) -> Self {
+        Self {
+            digest: digest.to_owned(),
+            target: target.to_owned(),
+            wasmtime: WASMTIME_VERSION.to_owned(),
+        }
+    }
+
+    /// The artifact's file name: the component's digest, the wasmtime
+    /// version and the target
+    /// (`<hex>.wasmtime-48.0.8.x86_64-unknown-linux-gnu.cwasm`).
+    pub fn file_name(&self) -> String {
+        format!(
+            "{}.wasmtime-{}.{}.cwasm",
+            self.digest.trim_start_matches("sha256:"),
+            self.wasmtime,
+            self.target
+        )
+    }
+}
+
 /// Why an artifact cannot be made or loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum AotError {
@@ -159,44 +183,28 @@ fn deserialize(engine: &Engine, code: &[u8]) -> wasmtime::Result<Component> {
     unsafe { Component::deserialize(engine, code) }
 }
 
-/// The artifact of `component` (with `digest`) for `target`, compiled by
-/// an engine with ferry's settings for that target.
+/// The artifact of `component` that `header` describes (its digest and
+/// target), compiled by an engine with ferry's settings for that target.
 #[cfg(feature = "jit")]
-pub fn compile(component: &[u8], digest: &str, target: &str) -> Result<Vec<u8>, AotError> {
-    let fail = |e: wasmtime::Error| AotError::Compile {
-        target: target.to_owned(),
-        reason: format!("{e:#}"),
+pub fn compile(component: &[u8], header: &Header) -> Result<Vec<u8>, AotError> {
+    let fail = |reason: String| AotError::Compile {
+        target: header.target.clone(),
+        reason,
     };
-    let engine = super::engine::build_engine_for(Some(target)).map_err(|e| AotError::Compile {
-        target: target.to_owned(),
-        reason: format!("{e:#}"),
-    })?;
-    let code = engine.precompile_component(component).map_err(fail)?;
-    let header = Header {
-        digest: digest.to_owned(),
-        target: target.to_owned(),
-        wasmtime: WASMTIME_VERSION.to_owned(),
-    };
+    let engine = super::engine::build_engine_for(Some(&header.target))
+        .map_err(|e| fail(format!("{e:#}")))?;
+    let code = engine
+        .precompile_component(component)
+        .map_err(|e| fail(format!("{e:#}")))?;
     let mut out = MAGIC.to_vec();
     out.extend_from_slice(
-        serde_json::to_string(&header)
+        serde_json::to_string(header)
             .map_err(|e| AotError::Malformed(e.to_string()))?
             .as_bytes(),
     );
     out.push(b'\n');
     out.extend_from_slice(&code);
     Ok(out)
-}
-
-/// The file name of an artifact: the component's digest, the wasmtime
-/// version and the target (`<hex>.wasmtime-48.0.8.x86_64-unknown-linux-gnu.cwasm`).
-pub fn file_name(header: &Header) -> String {
-    format!(
-        "{}.wasmtime-{}.{}.cwasm",
-        header.digest.trim_start_matches("sha256:"),
-        header.wasmtime,
-        header.target
-    )
 }
 
 #[cfg(test)]
@@ -223,7 +231,7 @@ mod tests {
         assert_eq!(code, b"CODE");
         assert!(check(&h).is_ok());
         assert_eq!(
-            file_name(&h),
+            h.file_name(),
             format!("ab.wasmtime-{WASMTIME_VERSION}.{HOST_TARGET}.cwasm")
         );
     }

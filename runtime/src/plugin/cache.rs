@@ -199,7 +199,7 @@ mod tests {
         let cache = ComponentCache::new(&engine, None);
         let bytes = wasm_component();
         let d = digest(&bytes);
-        let here = aot::compile(&bytes, &d, aot::HOST_TARGET).unwrap();
+        let here = aot::compile(&bytes, &aot::Header::new(&d, aot::HOST_TARGET)).unwrap();
         let (_, loaded, p) = cache.load(&engine, &here).unwrap();
         assert_eq!((loaded.as_str(), p), (d.as_str(), Provenance::Precompiled));
         let other = if aot::HOST_TARGET.starts_with("aarch64") {
@@ -207,7 +207,7 @@ mod tests {
         } else {
             "aarch64-unknown-linux-gnu"
         };
-        let there = aot::compile(&bytes, &d, other).unwrap();
+        let there = aot::compile(&bytes, &aot::Header::new(&d, other)).unwrap();
         let e = format!("{:#}", cache.load(&engine, &there).unwrap_err());
         assert!(e.contains(other) && e.contains("ferry compile"), "{e}");
     }

@@ -38,12 +38,7 @@ pub fn artifact(plugin: &str, target: &str) -> PathBuf {
     let bytes = std::fs::read(&wasm)
         .unwrap_or_else(|e| panic!("{}: {e}: run scripts/build-plugins", wasm.display()));
     let digest = ferry::plugin::digest(&bytes);
-    let name = format!(
-        "{}.wasmtime-{}.{target}.cwasm",
-        digest.trim_start_matches("sha256:"),
-        ferry::plugin::aot::WASMTIME_VERSION
-    );
-    let path = dir.join(name);
+    let path = dir.join(ferry::plugin::aot::Header::new(&digest, target).file_name());
     if !path.exists() {
         if !cfg!(feature = "jit") {
             panic!(

@@ -41,12 +41,8 @@ fn aarch64_ferry(args: &[&str]) -> Command {
 /// The game projection precompiled for aarch64.
 fn aarch64_artifact() -> PathBuf {
     let bytes = std::fs::read(plugin("game_projection")).unwrap();
-    let header = ferry::plugin::aot::Header {
-        digest: ferry::plugin::digest(&bytes),
-        target: TARGET.to_owned(),
-        wasmtime: ferry::plugin::aot::WASMTIME_VERSION.to_owned(),
-    };
-    env_path("FERRY_AOT_DIR", "precompiled plugins").join(ferry::plugin::aot::file_name(&header))
+    let header = ferry::plugin::aot::Header::new(&ferry::plugin::digest(&bytes), TARGET);
+    env_path("FERRY_AOT_DIR", "precompiled plugins").join(header.file_name())
 }
 
 fn config(ws: &Workspace, plugin: &Path, source: &str) {

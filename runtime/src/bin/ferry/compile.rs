@@ -35,8 +35,8 @@ pub fn run(args: &CompileArgs) -> anyhow::Result<ExitCode> {
     let target = args.target.as_deref().unwrap_or(aot::HOST_TARGET);
     let digest = ferry::plugin::digest(&bytes);
     let started = std::time::Instant::now();
-    let artifact = aot::compile(&bytes, &digest, target)?;
-    let (header, _) = aot::parse(&artifact)?;
+    let header = aot::Header::new(&digest, target);
+    let artifact = aot::compile(&bytes, &header)?;
     let dir = match &args.out {
         Some(d) => d.clone(),
         None => args
@@ -46,7 +46,7 @@ pub fn run(args: &CompileArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_default(),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join(aot::file_name(&header));
+    let path = dir.join(header.file_name());
     std::fs::write(&path, &artifact).with_context(|| format!("writing {}", path.display()))?;
     println!(
         "{} ({digest}) compiled for {target} with wasmtime {} in {} ms: {} ({} bytes)",
